@@ -1,0 +1,53 @@
+"""Evaluate a checkpoint on a FER2013 split.
+
+    python -m train.evaluate [--checkpoint DIR] --dataset X --split test [--tta] [--limit N]
+
+Without --checkpoint it evaluates the checkpoint this repo ships. TTA averages
+the softmax of 10 views: the face and 4 copies shifted by 3 px (up, down,
+left, right; edges replicated), each as is and mirrored.
+The last stdout line is one JSON object: accuracy, macro_f1, ece, n, split, tta.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tqdm import tqdm
+
+from fer_demo import checkpoint as ckpt
+from fer_demo.data import DEFAULT_DATASET, DataError
+
+from .report import evaluate_and_report, summary_line
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=None, help="checkpoint or run folder (default: the shipped model)")
+    p.add_argument("--dataset", default=DEFAULT_DATASET)
+    p.add_argument("--revision", default=None)
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--tta", action="store_true", help="also report test-time augmentation")
+    p.add_argument("--limit", type=int, default=None, help="a seeded random subset of N faces")
+    p.add_argument("--out", default=None, help="folder for the report (default: the checkpoint folder)")
+    args = p.parse_args(argv)
+    checkpoint = args.checkpoint or ckpt.SHIPPED_CHECKPOINT
+    try:
+        if args.checkpoint is None and not (ckpt.SHIPPED_CHECKPOINT / ckpt.MODEL_FILE).is_file():
+            raise ckpt.CheckpointError(
+                f"no shipped checkpoint at {ckpt.SHIPPED_CHECKPOINT} yet: pass --checkpoint DIR "
+                "(a folder written by python -m train.train)")
+        report = evaluate_and_report(checkpoint, args.dataset, args.split, args.revision, args.limit,
+                                     args.out, args.tta, progress=lambda it: tqdm(it, desc="evaluating",
+                                                                                  file=sys.stderr),
+                                     log=lambda *a: print(*a, file=sys.stderr))
+    except (DataError, ckpt.CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary_line(report, args.tta)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

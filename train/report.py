@@ -1,0 +1,72 @@
+"""Evaluation reports (JSON + confusion-matrix PNG) and training curves, shared by the trainer and evaluator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fer_demo import checkpoint as ckpt
+from fer_demo.data import load_fer
+from fer_demo.evaluation import classification_metrics, plot_confusion, predict_probs
+
+
+def evaluate_and_report(checkpoint, dataset: str, split: str = "test", revision=None, limit=None,
+                        out_dir=None, tta: bool = False, seed: int = 0, progress=None, log=print) -> dict:
+    """Evaluate a checkpoint on one split, without and (optionally) with TTA.
+
+    Writes `<split>_report.json` and `<split>_confusion.png` into `out_dir`
+    (default: the checkpoint folder) and returns the report.
+    """
+    folder = ckpt.resolve(checkpoint)
+    model, config = ckpt.load_model(folder)
+    faces = load_fer(dataset, (split,), revision, {split: limit}, seed, log=log)[split]
+    report = {"checkpoint": str(folder), "dataset": dataset, "split": split, "n": len(faces),
+              "no_tta": classification_metrics(predict_probs(model, faces.images, config, progress=progress),
+                                               faces.labels)}
+    if tta:
+        report["tta"] = classification_metrics(predict_probs(model, faces.images, config, tta=True,
+                                                             progress=progress), faces.labels)
+    out_dir = Path(out_dir or folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{split}_report.json").write_text(json.dumps(report, indent=2))
+    plot_confusion(report["no_tta"], out_dir / f"{split}_confusion.png",
+                   title=f"{split}: accuracy {report['no_tta']['accuracy']:.4f}, "
+                         f"macro-F1 {report['no_tta']['macro_f1']:.4f} (n={len(faces)}, no TTA)")
+    log(f"{split}: accuracy {report['no_tta']['accuracy']:.4f}, macro-F1 {report['no_tta']['macro_f1']:.4f}"
+        + (f"; with TTA {report['tta']['accuracy']:.4f} / {report['tta']['macro_f1']:.4f}" if tta else "")
+        + f" (n={len(faces)}); report in {out_dir}")
+    return report
+
+
+def summary_line(report: dict, tta: bool) -> dict:
+    """The evaluator's last stdout line: the figures of the requested mode, and no-TTA beside TTA."""
+    main = report["tta" if tta else "no_tta"]
+    line = {"accuracy": main["accuracy"], "macro_f1": main["macro_f1"], "ece": main["ece"], "n": report["n"],
+            "split": report["split"], "tta": tta}
+    if tta:
+        line.update(accuracy_no_tta=report["no_tta"]["accuracy"], macro_f1_no_tta=report["no_tta"]["macro_f1"])
+    return line
+
+
+def plot_curves(history: list[dict], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100)
+    ax1.plot(epochs, [r["train_loss"] for r in history], label="train (augmented)")
+    ax1.plot(epochs, [r["val_loss"] for r in history], label="validation")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax1.legend()
+    ax2.plot(epochs, [r["train_acc"] for r in history], label="train (augmented)")
+    ax2.plot(epochs, [r["val_acc"] for r in history], label="validation")
+    ax2.plot(epochs, [r["val_macro_f1"] for r in history], label="validation macro-F1", linestyle="--")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
