@@ -94,14 +94,19 @@ def load_fer(
     set without a validation split gets a stratified, seeded one carved from
     train, and `log` says so.
     """
-    raw = load_raw(dataset, revision)
+    return fer_splits(load_raw(dataset, revision), dataset, splits, limits, seed, val_fraction, log)
+
+
+def fer_splits(raw, dataset: str, splits=SPLITS, limits=None, seed: int = 0, val_fraction: float = 0.1,
+               log=print) -> dict[str, FaceSplit]:
+    """`load_fer` on an already loaded `DatasetDict` (`dataset` names it in messages)."""
     columns = next(iter(raw.values())).column_names
     by_split = _kaggle_splits(raw) if is_kaggle_csv(columns) else _hub_splits(raw)
     limits = limits or {}
     wanted = set(splits)
     carve = "validation" in wanted and "validation" not in by_split
     if carve:
-        wanted.add("train")
+        wanted = (wanted - {"validation"}) | {"train"}
     missing = sorted(s for s in wanted if s not in by_split)
     if missing:
         raise DataError(f"missing split(s) {missing} in {dataset!r}; it has {sorted(by_split)}")

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from fer_demo import checkpoint as ckpt
 from fer_demo.augment import AugmentConfig, augment_batch
-from fer_demo.data import DEFAULT_DATASET, DataError, dataset_revision, load_fer, load_raw
+from fer_demo.data import DEFAULT_DATASET, DataError, dataset_revision, fer_splits, load_raw
 from fer_demo.evaluation import autocast_for, classification_metrics, predict_probs
 from fer_demo.labels import FER_LABELS, NUM_CLASSES
 from fer_demo.model import STEMS, create_fer_model
@@ -66,7 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
       help="loss: inverse-frequency class weights; sampler: class-balanced sampling")
     a("--aug", default="fer", choices=["fer", "none"])
     a("--drop", type=float, default=0.0, help="dropout before the classifier")
-    a("--ema", type=float, default=0.999, help="EMA decay of the weights (0 = off)")
+    a("--ema", type=float, default=0.999, help="EMA decay of the weights (0 = off); each epoch the raw or "
+      "EMA weights, whichever scores better on validation, are the candidate for best/")
     a("--select-metric", default="accuracy", choices=["accuracy", "macro_f1"])
     a("--patience", type=int, default=0, help="stop after N epochs without a better validation score (0 = off)")
     a("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"])
@@ -133,6 +134,18 @@ def weighted_soft_ce(logits, targets, class_weights=None):
     return (loss * w).sum() / w.sum()
 
 
+def train_step(model, optimizer, scaler, x, targets, class_weights, autocast):
+    """One optimizer step; returns (logits, loss)."""
+    with autocast:
+        logits = model(x)
+    loss = weighted_soft_ce(logits, targets, class_weights)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return logits, loss
+
+
 def epoch_order(n: int, epoch: int, seed: int, labels: torch.Tensor, balance: str) -> torch.Tensor:
     """The sample order of one epoch, a pure function of (seed, epoch): resume needs no sampler state."""
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -188,9 +201,10 @@ def train(args) -> int:  # noqa: C901 - one readable loop, nanoGPT style
 
     # data: decoded once into uint8 tensors, moved to the device once
     limits = {"train": args.limit_train, "validation": args.limit_eval}
-    splits = load_fer(args.dataset, ("train", "validation"), args.revision, limits, args.seed, log=log)
+    raw = load_raw(args.dataset, args.revision)
+    splits = fer_splits(raw, args.dataset, ("train", "validation"), limits, args.seed, log=log)
     train_set, val_set = splits["train"], splits["validation"]
-    rev = dataset_revision(load_raw(args.dataset, args.revision))
+    rev = dataset_revision(raw)
     log(f"data: {len(train_set)} train / {len(val_set)} validation faces from {args.dataset!r}; "
         f"device {device}, {world} process(es)")
     train_x, train_y = train_set.images.to(device), train_set.labels.to(device)
@@ -255,9 +269,12 @@ def train(args) -> int:  # noqa: C901 - one readable loop, nanoGPT style
     def end_of_epoch(epoch: int, loss_sum: float, seen: int, correct: int, seconds: float) -> bool:
         """Validate, log, keep `best` (validation only) and `last`; True to stop early."""
         nonlocal best_score, stale
-        eval_model = ema.module if ema is not None else model
-        val = classification_metrics(predict_probs(eval_model, val_set.images, model_config), val_set.labels)
-        record = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"],
+        candidates = {"raw": model} | ({"ema": ema.module} if ema is not None else {})
+        scored = {name: classification_metrics(predict_probs(m, val_set.images, model_config), val_set.labels)
+                  for name, m in candidates.items()}
+        chosen = max(scored, key=lambda name: scored[name][args.select_metric])
+        eval_model, val = candidates[chosen], scored[chosen]
+        record = {"weights": chosen, **{f"val_acc_{name}": v["accuracy"] for name, v in scored.items()}, "epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"],
                   "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
                   "val_loss": val["nll"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"],
                   "val_ece": val["ece"], "img_s": seen * world / seconds, "epoch_s": seconds}
@@ -267,10 +284,11 @@ def train(args) -> int:  # noqa: C901 - one readable loop, nanoGPT style
         score = val[args.select_metric]
         improved = score > best_score
         log(f"epoch {epoch + 1}: val acc {val['accuracy']:.4f} macro-F1 {val['macro_f1']:.4f} "
-            f"loss {val['nll']:.4f}" + (" (best)" if improved else ""))
+            f"loss {val['nll']:.4f} ({chosen} weights)" + (" (best)" if improved else ""))
         if improved:
             best_score, stale = score, 0
-            selected = {"split": "validation", "select_metric": args.select_metric, "accuracy": val["accuracy"],
+            selected = {"split": "validation", "select_metric": args.select_metric, "weights": chosen,
+                        "accuracy": val["accuracy"],
                         "macro_f1": val["macro_f1"], "ece": val["ece"], "n": val["n"], "epoch": epoch + 1}
             with ckpt.atomic_dir(out / "best") as tmp:
                 ckpt.write_model(tmp, eval_model, checkpoint_config(args, rev, selected, epoch + 1, step))
@@ -316,16 +334,10 @@ def train(args) -> int:  # noqa: C901 - one readable loop, nanoGPT style
                 targets = soft_targets(y, args.label_smoothing)
                 if mixup is not None:
                     x, targets = mixup(x, y)
-                x = x.contiguous(memory_format=memory_format)
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, total_steps, warmup, args.lr, args.sched)
-                with amp_context(args.amp, device):
-                    logits = train_model(x)
-                loss = weighted_soft_ce(logits, targets, class_weights)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                logits, loss = train_step(train_model, optimizer, scaler, x.contiguous(memory_format=memory_format),
+                                          targets, class_weights, amp_context(args.amp, device))
                 if ema is not None:
                     ema.update(model, step=step)
                 step += 1

@@ -1,0 +1,89 @@
+"""The evaluator's figures, checked by hand, and the same accuracy whatever schema the split comes in."""
+
+import json
+
+import pytest
+import torch
+
+from fer_demo import checkpoint as ckpt
+from fer_demo.evaluation import classification_metrics, expected_calibration_error
+from fer_demo.labels import FER_LABELS
+from train.evaluate import main as evaluate_main
+
+from .fer_samples import FER2013, kaggle_rows, real_faces, write_kaggle_csv, write_parquet_split
+
+
+def _probs(preds, confidence):
+    probs = torch.full((len(preds), 7), 0.0)
+    for i, (p, c) in enumerate(zip(preds, confidence)):
+        probs[i] = (1 - c) / 6
+        probs[i, p] = c
+    return probs
+
+
+def test_metrics_match_a_hand_computed_confusion_matrix():
+    labels = torch.tensor([0, 0, 1, 2, 2, 2])
+    preds = [0, 1, 1, 2, 2, 0]
+    m = classification_metrics(_probs(preds, [0.9, 0.6, 0.8, 0.7, 0.95, 0.5]), labels)
+    assert m["confusion"][0][:3] == [1, 1, 0]
+    assert m["confusion"][1][:3] == [0, 1, 0]
+    assert m["confusion"][2][:3] == [1, 0, 2]
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    pc = m["per_class"]
+    assert (pc["angry"]["precision"], pc["angry"]["recall"]) == pytest.approx((1 / 2, 1 / 2))
+    assert (pc["disgust"]["precision"], pc["disgust"]["recall"]) == pytest.approx((1 / 2, 1))
+    assert (pc["fear"]["precision"], pc["fear"]["recall"]) == pytest.approx((1, 2 / 3))
+    assert pc["fear"]["f1"] == pytest.approx(0.8) and pc["happy"]["support"] == 0
+    assert m["macro_f1"] == pytest.approx((0.5 + 2 / 3 + 0.8) / 3)  # over classes present
+    assert m["confusion_normalized"][2][:3] == pytest.approx([1 / 3, 0, 2 / 3])
+
+
+def test_expected_calibration_error_by_hand():
+    labels = torch.tensor([0, 0, 0, 0])
+    # two at 0.9 confidence, both right; two at 0.6, one right -> |0.9-1|*0.5 + |0.6-0.5|*0.5 = 0.1
+    probs = _probs([0, 0, 0, 1], [0.9, 0.9, 0.6, 0.6])
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.1, abs=1e-6)
+
+
+needs_data = pytest.mark.skipif(not FER2013.is_dir() or not (ckpt.SHIPPED_CHECKPOINT / "model.safetensors").is_file(),
+                                reason="needs FER2013 and the shipped checkpoint")
+
+
+def _evaluate(capsys, *args):
+    assert evaluate_main(list(args)) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@needs_data
+def test_evaluator_last_line_and_report(tmp_path, capsys):
+    line = _evaluate(capsys, "--dataset", str(FER2013), "--split", "test", "--limit", "150", "--tta",
+                     "--out", str(tmp_path))
+    assert line["n"] == 150 and line["tta"] is True
+    assert {"accuracy", "macro_f1", "ece", "accuracy_no_tta"} <= set(line)
+    report = json.loads((tmp_path / "test_report.json").read_text())
+    cm = report["no_tta"]["confusion"]
+    assert sum(map(sum, cm)) == 150
+    assert line["accuracy_no_tta"] == pytest.approx(sum(cm[i][i] for i in range(7)) / 150)
+    assert line["accuracy"] == report["tta"]["accuracy"]
+    assert (tmp_path / "test_confusion.png").stat().st_size > 1000
+
+
+@needs_data
+def test_same_accuracy_from_parquet_reordered_labels_and_kaggle_csv(tmp_path, capsys):
+    images, labels = real_faces("test", 200)
+    hub = tmp_path / "hub"
+    write_parquet_split(hub, "test", images, labels, list(FER_LABELS))
+    reordered = tmp_path / "reordered"
+    write_parquet_split(reordered, "test", images, labels,
+                        ["Sadness", "Happiness", "Neutral", "Surprised", "Anger", "Fear", "Disgust"])
+    csv = write_kaggle_csv(tmp_path / "fer2013.csv", kaggle_rows(images, labels, "PrivateTest"))
+    lines = [_evaluate(capsys, "--dataset", str(d), "--split", "test", "--out", str(tmp_path / f"r{i}"))
+             for i, d in enumerate((hub, reordered, csv))]
+    assert lines[0]["n"] == lines[1]["n"] == lines[2]["n"] == 200
+    assert lines[0]["accuracy"] == lines[1]["accuracy"] == lines[2]["accuracy"]
+    assert lines[0]["macro_f1"] == lines[1]["macro_f1"] == lines[2]["macro_f1"]
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert evaluate_main(["--checkpoint", str(tmp_path / "nope"), "--dataset", str(FER2013)]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
