@@ -37,19 +37,33 @@ def atomic_dir(target: str | Path):
     `target.old`) or the new one, never a torn mix.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         yield tmp
+        for f in tmp.iterdir():
+            _fsync(f)
         old = target.with_name(target.name + ".old")
         if target.exists():
             shutil.rmtree(old, ignore_errors=True)
             os.rename(target, old)
         os.rename(tmp, target)
         shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"could not save {str(target)!r}: {e.strerror or e}; "
+                              "the previous checkpoint there, if any, is intact") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _fsync(file: Path) -> None:
+    with open(file, "rb") as f:
+        os.fsync(f.fileno())
 
 
 def resolve(path: str | Path) -> Path:

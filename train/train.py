@@ -155,6 +155,15 @@ def epoch_order(n: int, epoch: int, seed: int, labels: torch.Tensor, balance: st
     return torch.randperm(n, generator=g)
 
 
+def find_resumable(path: Path) -> Path:
+    """The folder holding training state: `path` itself, its `last/`, or a half-swapped `last.old/`."""
+    for candidate in (path, path / "last", path / "last.old"):
+        if (candidate / ckpt.STATE_FILE).is_file():
+            return candidate
+    raise ckpt.CheckpointError(f"{str(path)!r} holds no resumable training state ({ckpt.STATE_FILE}): "
+                               "pass a run folder written by python -m train.train")
+
+
 def checkpoint_config(args, dataset_rev: str, metrics: dict | None, epoch: int, step: int) -> dict:
     return {
         "format": "fer-demo/1", "arch": args.model, "stem": args.stem, "input_size": args.input_size,
@@ -183,10 +192,7 @@ def train(args) -> int:  # noqa: C901 - one readable loop, nanoGPT style
         torch.set_num_threads(args.workers_threads)
     resume_from = None
     if args.resume:
-        resume_from = Path(args.resume)
-        resume_from = resume_from if (resume_from / ckpt.STATE_FILE).is_file() else resume_from / "last"
-        if not (resume_from / ckpt.STATE_FILE).is_file() and resume_from.with_name("last.old").is_dir():
-            resume_from = resume_from.with_name("last.old")
+        resume_from = find_resumable(Path(args.resume))
         saved_args = ckpt.read_config(resume_from)["train_args"]
         for key in ("resume", "max_steps", "no_test", "workers_threads"):
             saved_args[key] = getattr(args, key)

@@ -1,0 +1,62 @@
+"""fer-demo web app (Hugging Face Spaces convention: `python app.py`).
+
+    python app.py [--port 7860] [--checkpoint DIR] [--dataset PATH_OR_HUB_ID]
+
+Binds to 127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT or
+--port say otherwise. The logic lives in fer_demo/ (ui.py builds the Blocks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from fer_demo.checkpoint import SHIPPED_CHECKPOINT
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--port", type=int, default=None,
+                   help="port (default: env GRADIO_SERVER_PORT, else 7860)")
+    p.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT),
+                   help="checkpoint folder (default: the shipped checkpoints/fer-resnet18)")
+    p.add_argument("--dataset", default=None,
+                   help="FER2013 copy for the Test set tab's faces (default: env FER_DATASET, else "
+                        "../shared/data/fer2013 beside the repo, else the Hub)")
+    return p.parse_args(argv)
+
+
+def server_address(args: argparse.Namespace, environ=os.environ) -> tuple[str, int]:
+    """(host, port): 127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT or --port say otherwise."""
+    host = environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    port = args.port or int(environ.get("GRADIO_SERVER_PORT") or 7860)
+    return host, port
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from fer_demo.checkpoint import CheckpointError
+    from fer_demo.images import MAX_FILE_BYTES
+    from fer_demo.predict import Predictor
+    from fer_demo.testset import HeldOutSet
+    from fer_demo.ui import build_app, model_card_files
+
+    try:
+        predictor = Predictor(args.checkpoint)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    demo = build_app(predictor, HeldOutSet(predictor, args.dataset))
+    demo.queue(max_size=64, default_concurrency_limit=2)
+    host, port = server_address(args)
+    demo.launch(server_name=host, server_port=port,
+                max_file_size=MAX_FILE_BYTES, show_error=True, footer_links=["api", "gradio"],
+                allowed_paths=model_card_files())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
