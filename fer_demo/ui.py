@@ -147,6 +147,27 @@ def header_markdown(predictor: Predictor, heldout: HeldOutSet) -> str:
     return text
 
 
+LIVE_SIDE = 640  # webcam frames are scaled to this longest side before detection
+
+
+def label_frame(predictor: Predictor, frame):
+    """One webcam frame -> (the frame with numbered boxes and top labels, the largest face's probabilities).
+
+    What the live stream shows (and what bench/latency.py times); (None, None) for a missing or unreadable frame.
+    """
+    if frame is None:
+        return None, None
+    try:
+        a = predictor.analyze(load_image(frame, max_side=LIVE_SIDE))
+    except ImageLoadError:
+        return None, None
+    labels = predictor.labels
+    captions = [f"{f.index} {labels[int(f.probs.argmax())]} {f.probs.max():.0%}" for f in a.faces]
+    boxed = annotate(a.image.rgb, [f.box for f in a.faces], captions)
+    top = a.detailed(1)
+    return boxed, ({n: float(p) for n, p in zip(labels, top[0].probs)} if top else None)
+
+
 def build_app(predictor: Predictor, heldout: HeldOutSet | None = None) -> gr.Blocks:
     heldout = heldout or HeldOutSet(predictor)
     labels = list(predictor.labels)
@@ -206,16 +227,7 @@ def build_app(predictor: Predictor, heldout: HeldOutSet | None = None) -> gr.Blo
 
     def live_frame(frame):
         """One webcam frame -> the frame with numbered boxes and top labels (and face 1's probabilities)."""
-        if frame is None:
-            return None, None
-        try:
-            a = predictor.analyze(load_image(frame, max_side=640))
-        except ImageLoadError:
-            return None, None
-        captions = [f"{f.index} {labels[int(f.probs.argmax())]} {f.probs.max():.0%}" for f in a.faces]
-        boxed = annotate(a.image.rgb, [f.box for f in a.faces], captions)
-        top = a.detailed(1)
-        return boxed, ({n: float(p) for n, p in zip(labels, top[0].probs)} if top else None)
+        return label_frame(predictor, frame)
 
     # ---------------- Grad-CAM explorer ----------------
 
@@ -335,9 +347,9 @@ def build_app(predictor: Predictor, heldout: HeldOutSet | None = None) -> gr.Blo
                         message = gr.Markdown(elem_id="predict-message")
                         whole_btn = gr.Button("Classify the whole image as one face", visible=False)
                         boxed = gr.Image(label="Faces (numbered) and top labels", interactive=False,
-                                         elem_id="boxed", format="png")
+                                         elem_id="boxed", format="jpeg")
                         photo_cam = gr.Image(label="Grad-CAM mapped back onto the photo", interactive=False,
-                                             elem_id="photo-cam", format="png")
+                                             elem_id="photo-cam", format="jpeg")
                 rows, crops, overlays, label_slots = [], [], [], []
                 for first in range(0, MAX_FACES, FACES_PER_ROW):
                     with gr.Row(visible=False, equal_height=False) as row:

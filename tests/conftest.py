@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -49,45 +43,19 @@ def fer_test_split():
     return load_fer(str(FER_DIR), ("test",), limits={"test": 200}, log=lambda *a: None)["test"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
-    """`python app.py` on a free localhost port (via GRADIO_SERVER_PORT); yields its URL."""
-    port = free_port()
+    """`python app.py` on a free localhost port (via GRADIO_SERVER_PORT); yields its URL.
+
+    The launching code is shared with the benches (bench/_server.py)."""
+    from bench._server import LaunchError, launched_app
+
     log_path = tmp_path_factory.mktemp("app") / "app.log"
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1",
-               GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1", FER_TEST_LIMIT="300",
-               PYTHONUNBUFFERED="1")
+    env = {"OMP_NUM_THREADS": "1", "FER_TEST_LIMIT": "300"}
     if FER_DIR.exists():
         env["FER_DATASET"] = str(FER_DIR)
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 180
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"app.py did not answer on {url} within 180 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        with launched_app(env=env, log_path=log_path, timeout=180) as server:
+            yield server.url
+    except LaunchError as e:  # raised before the yield only: app.py exited or never answered
+        pytest.fail(str(e))

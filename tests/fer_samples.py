@@ -31,16 +31,20 @@ def png_bytes(face: np.ndarray) -> bytes:
 
 def write_parquet_split(folder: Path, split: str, images, labels, names: list[str]) -> Path:
     """Write a Hub-layout parquet split whose ClassLabel uses `names` (FER labels remapped by name)."""
-    from datasets import ClassLabel, Dataset, Features
-    from datasets import Image as ImageFeature
-
     from fer_demo.labels import FER_LABELS, canonical_label
 
     to_source = {FER_LABELS.index(canonical_label(n)): i for i, n in enumerate(names)}
-    ds = Dataset.from_dict(
-        {"image": [{"bytes": png_bytes(im), "path": f"{split}_{i}.png"} for i, im in enumerate(images)],
-         "label": [to_source[int(y)] for y in labels]},
-        features=Features({"image": ImageFeature(), "label": ClassLabel(names=list(names))}))
+    cells = [{"bytes": png_bytes(im), "path": f"{split}_{i}.png"} for i, im in enumerate(images)]
+    return write_parquet_cells(folder, split, cells, [to_source[int(y)] for y in labels], names)
+
+
+def write_parquet_cells(folder: Path, split: str, cells: list[dict], labels: list[int], names: list[str]) -> Path:
+    """Write raw image cells ({"bytes", "path"}) and ClassLabel indices as a Hub-layout parquet split."""
+    from datasets import ClassLabel, Dataset, Features
+    from datasets import Image as ImageFeature
+
+    ds = Dataset.from_dict({"image": cells, "label": list(labels)},
+                           features=Features({"image": ImageFeature(), "label": ClassLabel(names=list(names))}))
     path = Path(folder) / "data" / f"{split}-00000-of-00001.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.to_parquet(str(path))

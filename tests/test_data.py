@@ -7,7 +7,8 @@ import torch
 from fer_demo.data import DataError, load_fer
 from fer_demo.labels import FER_LABELS
 
-from .fer_samples import FER2013, kaggle_rows, png_bytes, real_faces, write_kaggle_csv, write_parquet_split
+from .fer_samples import (FER2013, kaggle_rows, png_bytes, real_faces, write_kaggle_csv, write_parquet_cells,
+                          write_parquet_split)
 
 pytestmark = pytest.mark.skipif(not FER2013.is_dir(), reason=f"FER2013 not found at {FER2013}")
 
@@ -71,10 +72,7 @@ def test_undecodable_image(tmp_path):
     cells = [{"bytes": b"\x89PNG broken", "path": "PrivateTest_bad.png"} if i == 1 else
              {"bytes": png_bytes(im), "path": None}
              for i, im in enumerate(images)]
-    ds = Dataset.from_dict({"image": cells, "label": labels.tolist()},
-                           features=Features({"image": ImageFeature(), "label": ClassLabel(names=list(FER_LABELS))}))
-    (tmp_path / "data").mkdir()
-    ds.to_parquet(str(tmp_path / "data" / "test-00000-of-00001.parquet"))
+    write_parquet_cells(tmp_path, "test", cells, labels.tolist(), FER_LABELS)
     with pytest.raises(DataError, match=r"row 1, column 'image': undecodable image PrivateTest_bad.png"):
         load_fer(str(tmp_path), ("test",))
 
@@ -83,14 +81,8 @@ def test_unknown_and_missing_class_names_in_classlabel(tmp_path):
     images, labels = real_faces("test", 30)
     keep = labels != 1
     names = ["angry", "contempt", "fear", "happy", "sad", "surprise", "neutral"]
-    from datasets import ClassLabel, Dataset, Features
-    from datasets import Image as ImageFeature
-
-    ds = Dataset.from_dict({"image": [{"bytes": png_bytes(im), "path": None} for im in images[keep]],
-                            "label": labels[keep].tolist()},
-                           features=Features({"image": ImageFeature(), "label": ClassLabel(names=names)}))
-    (tmp_path / "data").mkdir()
-    ds.to_parquet(str(tmp_path / "data" / "test-00000-of-00001.parquet"))
+    cells = [{"bytes": png_bytes(im), "path": None} for im in images[keep]]
+    write_parquet_cells(tmp_path, "test", cells, labels[keep].tolist(), names)
     with pytest.raises(DataError, match=r"column 'label'.*unknown class 'contempt'"):
         load_fer(str(tmp_path), ("test",))
 

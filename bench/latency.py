@@ -1,0 +1,186 @@
+"""Latency of each stage of the app on this CPU, after warm-up: one JSON line per figure.
+
+    python bench/latency.py [--runs 50 --slow-runs 10 --warmup 3] [--only classify,gradcam] [--no-server]
+
+Stages (median and p95 over --runs timed runs, each after --warmup untimed ones):
+  detect_1mp          Haar face detection on a 1155x866 (1 MP) photo
+  classify_1 / _8     classification of one face / a batch of 8 (Predictor.classify)
+  gradcam_1 / _7      GradCAM of one face / of one face for all 7 classes at once (compute_cams)
+  explain_face        the /explain work for one face: GradCAM + ROAD and CAM x image scores
+  cam_<method>        every other method of the explorer, one face (ScoreCAM, AblationCAM: --slow-runs)
+  predict_1mp         Predictor.predict on the 1 MP JPEG (load, detect, crop, classify), in process
+  predict_request_1mp a whole /predict request through gradio_client to app.py (launched on a free
+                      127.0.0.1 port, see bench/_server.py), upload and JSON included
+  webcam_frame        one 640x480 frame through the live stream's handler (ui.label_frame); + fps
+  evaluation          fer_demo.evaluation.predict_probs over the FER2013 test split (../shared/data/fer2013,
+                      or random faces if absent), batch 512; img_s over --eval-passes passes
+
+Each line: {"bench": "latency", "stage": ..., "median_ms": ..., "p95_ms": ..., "runs": N, ...}
+(throughput figures add "fps" or give "img_s"). Targets: classify_1 <= 5 ms, gradcam_1 <= 40 ms,
+predict_request_1mp <= 300 ms median, webcam >= 5 fps, evaluation >= 1500 img/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._server import LOCAL_FER, REPO, launched_app  # noqa: E402
+
+PHOTO = REPO / "examples" / "photos" / "astronaut.jpg"
+ONE_MP = (1155, 866)
+WEBCAM = (640, 480)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=50, help="timed runs per stage (default 50)")
+    p.add_argument("--slow-runs", type=int, default=10, help="timed runs for ScoreCAM / AblationCAM (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs before each stage (default 3)")
+    p.add_argument("--eval-passes", type=int, default=3, help="passes over the test split (default 3)")
+    p.add_argument("--eval-limit", type=int, default=None, help="test faces at most (default: all)")
+    p.add_argument("--only", default="", help="comma-separated stage name prefixes to run (default: all)")
+    p.add_argument("--no-server", action="store_true", help="skip predict_request_1mp (no app.py launch)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads here and in the launched app")
+    return p.parse_args(argv)
+
+
+def photo_1mp() -> np.ndarray:
+    """The astronaut portrait cropped to 4:3 around her face and scaled to 1155x866 (1.0 MP)."""
+    from PIL import Image
+
+    img = Image.open(PHOTO).convert("RGB")
+    w, h = img.size
+    return np.asarray(img.crop((0, 0, w, round(w * 3 / 4))).resize(ONE_MP, Image.Resampling.LANCZOS))
+
+
+def timed(fn, runs: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def line(stage: str, seconds: list[float], **extra) -> dict:
+    ms = np.asarray(seconds) * 1000
+    return {"bench": "latency", "stage": stage, "median_ms": round(float(np.median(ms)), 2),
+            "p95_ms": round(float(np.percentile(ms, 95)), 2), "runs": len(ms), **extra}
+
+
+def eval_faces(limit: int | None):
+    import torch
+
+    if LOCAL_FER.exists():
+        from fer_demo.data import load_fer
+
+        split = load_fer(str(LOCAL_FER), ("test",), limits={"test": limit}, log=lambda *a: None)["test"]
+        return split.images, "FER2013 test split"
+    n = limit or 3589
+    return torch.randint(0, 256, (n, 48, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)), \
+        "random faces (no local FER2013)"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from PIL import Image
+
+    from fer_demo.evaluation import predict_probs
+    from fer_demo.explain import METHODS, SLOW_METHODS, compute_cams, default_layer, explain_face
+    from fer_demo.faces import crop_face, detect_faces
+    from fer_demo.predict import Predictor
+    from fer_demo.ui import label_frame
+
+    wanted = [s for s in args.only.split(",") if s]
+
+    def want(stage):
+        return not wanted or any(stage.startswith(w) for w in wanted)
+
+    def emit(d):
+        print(json.dumps({**d, "threads": torch.get_num_threads()}), flush=True)
+
+    predictor = Predictor()
+    layer = default_layer(predictor.map_sizes)
+    big = photo_1mp()
+    boxes = detect_faces(big)
+    face = crop_face(big, boxes[0]) if boxes else np.asarray(Image.open(PHOTO).convert("L").resize((48, 48)))
+    fer = sorted((REPO / "examples" / "fer2013").glob("*.png"))
+    faces8 = np.stack([np.asarray(Image.open(p).convert("L")) for p in fer[:8]])
+    cls = int(predictor.classify(face[None])[0].argmax())
+    runs, warm = args.runs, args.warmup
+
+    if want("detect"):
+        emit(line("detect_1mp", timed(lambda: detect_faces(big), runs, warm), faces=len(boxes),
+                  size=f"{ONE_MP[0]}x{ONE_MP[1]}"))
+    if want("classify"):
+        emit(line("classify_1", timed(lambda: predictor.classify(face[None]), runs, warm)))
+        emit(line("classify_8", timed(lambda: predictor.classify(faces8), runs, warm)))
+    if want("gradcam"):
+        emit(line("gradcam_1", timed(lambda: compute_cams(predictor, face[None], [cls], "GradCAM", layer),
+                                     runs, warm), layer=layer))
+        seven = np.repeat(face[None], 7, axis=0)
+        emit(line("gradcam_7", timed(lambda: compute_cams(predictor, seven, list(range(7)), "GradCAM", layer),
+                                     runs, warm), layer=layer))
+    if want("explain"):
+        emit(line("explain_face", timed(lambda: explain_face(predictor, face, "GradCAM", layer), runs, warm),
+                  layer=layer, note="GradCAM + ROAD + CAM x image scores, as /explain computes (no image I/O)"))
+    for method in METHODS:
+        if method == "GradCAM" or not want(f"cam_{method}"):
+            continue
+        slow = method in SLOW_METHODS
+        n, w = (args.slow_runs, min(warm, 1)) if slow else (runs, warm)
+        emit(line(f"cam_{method}", timed(lambda: compute_cams(predictor, face[None], [cls], method, layer), n, w),
+                  layer=layer, **({"note": "fewer runs (--slow-runs): one forward pass per channel"} if slow else {})))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        jpeg = Path(tmp) / "photo_1mp.jpg"
+        Image.fromarray(big).save(jpeg, quality=90)
+        if want("predict_1mp"):
+            emit(line("predict_1mp", timed(lambda: predictor.predict(str(jpeg)), runs, warm),
+                      file_kb=round(jpeg.stat().st_size / 1024)))
+        if want("predict_request") and not args.no_server:
+            from gradio_client import Client, handle_file
+
+            env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}
+            with launched_app(env=env) as server:
+                client = Client(server.url, verbose=False)
+                emit(line("predict_request_1mp",
+                          timed(lambda: client.predict(handle_file(str(jpeg)), False, api_name="/predict"),
+                                runs, warm), note="gradio_client -> app.py on 127.0.0.1, upload + JSON"))
+
+    if want("webcam"):
+        frame = np.asarray(Image.fromarray(big).resize(WEBCAM, Image.Resampling.BILINEAR))
+        seconds = timed(lambda: label_frame(predictor, frame), runs, warm)
+        emit(line("webcam_frame", seconds, fps=round(1 / float(np.median(seconds)), 1),
+                  note=f"{WEBCAM[0]}x{WEBCAM[1]} frame through ui.label_frame; gradio's streaming transport "
+                       "and image encoding not included"))
+    if want("evaluation"):
+        images, source = eval_faces(args.eval_limit)
+        predict_probs(predictor.model, images[:512], predictor.config)  # warm-up
+        rates = []
+        for _ in range(max(1, args.eval_passes)):
+            start = time.perf_counter()
+            predict_probs(predictor.model, images, predictor.config, batch_size=512)
+            rates.append(len(images) / (time.perf_counter() - start))
+        emit({"bench": "latency", "stage": "evaluation", "img_s": round(float(np.median(rates)), 1),
+              "runs": len(rates), "images": len(images), "source": source, "batch_size": 512})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
