@@ -23,3 +23,5 @@ smoke: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/train_throughput.py
+	$(PY) bench/latency.py
+	$(PY) bench/load.py

@@ -41,6 +41,7 @@ def atomic_dir(target: str | Path):
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        tmp.chmod(0o755)
         yield tmp
         for f in tmp.iterdir():
             _fsync(f)

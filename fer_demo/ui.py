@@ -467,7 +467,7 @@ def build_app(predictor: Predictor, heldout: HeldOutSet | None = None) -> gr.Blo
                         api_visibility="private", concurrency_id="cam", concurrency_limit=1)
         whole_btn.click(lambda: True, None, [whole], api_visibility="private", queue=False)
         live_in.stream(live_frame, [live_in], [live_out, live_label], api_name="live_frame",
-                       api_visibility="undocumented", stream_every=0.25, time_limit=600,
+                       api_visibility="undocumented", stream_every=0.15, time_limit=600,
                        concurrency_id="live", concurrency_limit=4, show_progress="hidden")
 
         explain_inputs = [ex_input, method, layer, target, all_classes]

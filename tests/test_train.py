@@ -91,3 +91,17 @@ def test_pretrained_weights_from_a_local_file(tmp_path):
     assert got["fc.weight"].shape == (7, 512)  # a fresh 7-class head
     fresh = create_fer_model("resnet18", "s2")
     assert not torch.equal(fresh.state_dict()["layer3.1.conv2.weight"], src["layer3.1.conv2.weight"])
+
+
+def test_torchrun_ddp_on_cpu(tmp_path):
+    """Two processes (gloo on CPU) train one epoch; only rank 0 writes the run folder."""
+    out = tmp_path / "ddp"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    proc = subprocess.run([*torchrun, "-m", "train.train", *SMALL, "--batch-size", "32", "--epochs", "1",
+                           "--no-test", "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout.count("epoch 1: val acc") == 1  # rank 0 alone logs
+    config = ckpt.read_config(out / "best")
+    assert config["step"] == 256 // (32 * 2)
+    assert ckpt.read_state(out / "last")["step"] == 4

@@ -51,6 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     a("--input-size", type=int, default=48)
     a("--pretrained", action="store_true", help="start from timm's ImageNet weights (needs the Hub)")
     a("--pretrained-file", default=None, help="local ImageNet weights file for --pretrained")
+    a("--init-checkpoint", default=None, help="start from the weights of a fer-demo checkpoint folder "
+      "(fine-tuning; a fresh optimizer and schedule, unlike --resume)")
     a("--epochs", type=int, default=30)
     a("--batch-size", type=int, default=128, help="per process")
     a("--lr", type=float, default=0.1)
@@ -217,6 +219,10 @@ def train(args) -> int:  # noqa: C901 - one readable loop, nanoGPT style
 
     model = create_fer_model(args.model, args.stem, args.pretrained, args.pretrained_file, args.drop).to(device)
     memory_format = torch.contiguous_format if args.no_channels_last else torch.channels_last
+    if getattr(args, "init_checkpoint", None):
+        init, _ = ckpt.load_model(args.init_checkpoint, device)
+        model.load_state_dict(init.state_dict())
+        log(f"initialised from {ckpt.resolve(args.init_checkpoint)}")
     model = model.to(memory_format=memory_format)
     ema = ModelEmaV3(model, decay=args.ema) if args.ema > 0 else None
     optimizer = create_optimizer_v2(model, opt="sgd" if args.opt == "sgd" else "adamw", lr=args.lr,
