@@ -125,19 +125,23 @@ class Predictor:
         return probs.float().numpy()
 
     def analyze(self, source, whole_image: bool = False, max_faces: int = MAX_FACES_CLASSIFIED) -> Analysis:
-        """Load a photo, find its faces (or take the whole image), crop them like FER2013 and classify.
-
-        The last answer for an uploaded file is kept, so that the UI's rendering step after `/predict`
-        does not decode, detect and classify the same photo again.
-        """
-        key = _file_key(source, whole_image, max_faces)
-        last = self._last_analysis
-        if key is not None and last is not None and last[0] == key:
-            return last[1]
+        """Load a photo, find its faces (or take the whole image), crop them like FER2013 and classify."""
         analysis = self._analyze(source, whole_image, max_faces)
+        key = _file_key(source, whole_image, max_faces)
         if key is not None:
             self._last_analysis = (key, analysis)
         return analysis
+
+    def recall(self, source, whole_image: bool = False, max_faces: int = MAX_FACES_CLASSIFIED) -> Analysis:
+        """The last `analyze` answer when it was for this same file and options, else a fresh one.
+
+        The UI draws its result right after `/predict` answered; this spares it decoding,
+        detecting and classifying the same photo a second time.
+        """
+        key, last = _file_key(source, whole_image, max_faces), self._last_analysis
+        if key is not None and last is not None and last[0] == key:
+            return last[1]
+        return self.analyze(source, whole_image, max_faces)
 
     def _analyze(self, source, whole_image: bool, max_faces: int) -> Analysis:
         start = time.perf_counter()

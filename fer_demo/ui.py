@@ -194,7 +194,7 @@ def build_app(predictor: Predictor, heldout: HeldOutSet | None = None) -> gr.Blo
     def render_predict(photo, whole_image, result, opacity):
         if photo is None or not result:
             return ["", None, None, gr.update(visible=False), *empty_slots]
-        a = predictor.analyze(photo, bool(whole_image))
+        a = predictor.recall(photo, bool(whole_image))
         rgb = a.image.rgb
         captions = [f"{f.index} {labels[int(f.probs.argmax())]} {f.probs.max():.0%}" for f in a.faces]
         boxed = annotate(rgb, [f.box for f in a.faces], captions) if a.faces else rgb
