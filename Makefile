@@ -24,4 +24,5 @@ smoke: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/train_throughput.py
 	$(PY) bench/latency.py
+	$(PY) bench/roofline.py
 	$(PY) bench/load.py

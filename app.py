@@ -1,6 +1,6 @@
 """fer-demo web app (Hugging Face Spaces convention: `python app.py`).
 
-    python app.py [--port 7860] [--checkpoint DIR] [--dataset PATH_OR_HUB_ID]
+    python app.py [--port 7860] [--checkpoint DIR] [--dataset PATH_OR_HUB_ID] [--backend auto]
 
 Binds to 127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT or
 --port say otherwise. The logic lives in fer_demo/ (ui.py builds the Blocks).
@@ -14,6 +14,11 @@ import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+if __name__ == "__main__":  # before torch, onnxruntime and gradio start their threads
+    from fer_demo.allocator import cap_malloc_arenas
+
+    cap_malloc_arenas()
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     from fer_demo.checkpoint import SHIPPED_CHECKPOINT
@@ -26,6 +31,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset", default=None,
                    help="FER2013 copy for the Test set tab's faces (default: env FER_DATASET, else "
                         "../shared/data/fer2013 beside the repo, else the Hub)")
+    p.add_argument("--backend", default=os.environ.get("FER_BACKEND", "auto"),
+                   choices=["auto", "torch", "onnx-int8"],
+                   help="what classifies: auto (default, env FER_BACKEND) takes the checkpoint's int8 ONNX "
+                        "model when it has a fresh one, else PyTorch; Grad-CAM always runs in PyTorch")
     return p.parse_args(argv)
 
 
@@ -45,10 +54,12 @@ def main(argv=None) -> int:
     from fer_demo.ui import build_app, model_card_files
 
     try:
-        predictor = Predictor(args.checkpoint)
+        predictor = Predictor(args.checkpoint, backend=args.backend)
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    print(f"classifier: {predictor.backend}" + (f" ({predictor.backend_note})" if predictor.backend_note else ""),
+          file=sys.stderr)
     demo = build_app(predictor, HeldOutSet(predictor, args.dataset))
     demo.queue(max_size=64, default_concurrency_limit=2)
     host, port = server_address(args)

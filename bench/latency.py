@@ -4,7 +4,8 @@
 
 Stages (median and p95 over --runs timed runs, each after --warmup untimed ones):
   detect_1mp          Haar face detection on a 1155x866 (1 MP) photo
-  classify_1 / _8     classification of one face / a batch of 8 (Predictor.classify)
+  classify_1 / _8     classification of one face / a batch of 8 (Predictor.classify, the app's backend:
+                      int8 ONNX Runtime when the checkpoint has it); classify_*_torch: the PyTorch model
   gradcam_1 / _7      GradCAM of one face / of one face for all 7 classes at once (compute_cams)
   explain_face        the /explain work for one face: GradCAM + ROAD and CAM x image scores
   cam_<method>        every other method of the explorer, one face (ScoreCAM, AblationCAM: --slow-runs)
@@ -12,8 +13,9 @@ Stages (median and p95 over --runs timed runs, each after --warmup untimed ones)
   predict_request_1mp a whole /predict request through gradio_client to app.py (launched on a free
                       127.0.0.1 port, see bench/_server.py), upload and JSON included
   webcam_frame        one 640x480 frame through the live stream's handler (ui.label_frame); + fps
-  evaluation          fer_demo.evaluation.predict_probs over the FER2013 test split (../shared/data/fer2013,
-                      or random faces if absent), batch 512; img_s over --eval-passes passes
+  evaluation_<backend> fer_demo.evaluation.predict_probs over the FER2013 test split (../shared/data/fer2013,
+                      or random faces if absent), batch 128, for torch (bf16) and onnx-int8; img_s over
+                      --eval-passes passes
 
 Each line: {"bench": "latency", "stage": ..., "median_ms": ..., "p95_ms": ..., "runs": N, ...}
 (throughput figures add "fps" or give "img_s"). Targets: classify_1 <= 5 ms, gradcam_1 <= 40 ms,
@@ -38,6 +40,7 @@ from bench._server import LOCAL_FER, REPO, launched_app  # noqa: E402
 PHOTO = REPO / "examples" / "photos" / "astronaut.jpg"
 ONE_MP = (1155, 866)
 WEBCAM = (640, 480)
+EVAL_BATCH = 128
 
 
 def parse_args(argv=None):
@@ -115,6 +118,9 @@ def main(argv=None) -> int:
         print(json.dumps({**d, "threads": torch.get_num_threads()}), flush=True)
 
     predictor = Predictor()
+    by_backend = {predictor.backend: predictor}
+    if predictor.backend != "torch":
+        by_backend["torch"] = Predictor(backend="torch")
     layer = default_layer(predictor.map_sizes)
     big = photo_1mp()
     boxes = detect_faces(big)
@@ -128,8 +134,10 @@ def main(argv=None) -> int:
         emit(line("detect_1mp", timed(lambda: detect_faces(big), runs, warm), faces=len(boxes),
                   size=f"{ONE_MP[0]}x{ONE_MP[1]}"))
     if want("classify"):
-        emit(line("classify_1", timed(lambda: predictor.classify(face[None]), runs, warm)))
-        emit(line("classify_8", timed(lambda: predictor.classify(faces8), runs, warm)))
+        for backend, p in by_backend.items():
+            suffix = "" if p is predictor else f"_{backend}"
+            emit(line(f"classify_1{suffix}", timed(lambda: p.classify(face[None]), runs, warm), backend=backend))
+            emit(line(f"classify_8{suffix}", timed(lambda: p.classify(faces8), runs, warm), backend=backend))
     if want("gradcam"):
         emit(line("gradcam_1", timed(lambda: compute_cams(predictor, face[None], [cls], "GradCAM", layer),
                                      runs, warm), layer=layer))
@@ -171,14 +179,15 @@ def main(argv=None) -> int:
                        "and image encoding not included"))
     if want("evaluation"):
         images, source = eval_faces(args.eval_limit)
-        predict_probs(predictor.model, images[:512], predictor.config)  # warm-up
-        rates = []
-        for _ in range(max(1, args.eval_passes)):
-            start = time.perf_counter()
-            predict_probs(predictor.model, images, predictor.config, batch_size=512)
-            rates.append(len(images) / (time.perf_counter() - start))
-        emit({"bench": "latency", "stage": "evaluation", "img_s": round(float(np.median(rates)), 1),
-              "runs": len(rates), "images": len(images), "source": source, "batch_size": 512})
+        for backend, p in by_backend.items():
+            predict_probs(p.classifier, images[:512], p.config)  # warm-up
+            rates = []
+            for _ in range(max(1, args.eval_passes)):
+                start = time.perf_counter()
+                predict_probs(p.classifier, images, p.config, batch_size=EVAL_BATCH)
+                rates.append(len(images) / (time.perf_counter() - start))
+            emit({"bench": "latency", "stage": f"evaluation_{backend}", "img_s": round(float(np.median(rates)), 1),
+                  "runs": len(rates), "images": len(images), "source": source, "batch_size": EVAL_BATCH})
     return 0
 
 

@@ -15,7 +15,7 @@ Prints one JSON line: requests, failures (must be 0), latency p50 / p95 / max
 (ms, timed phase), throughput (requests/s, timed phase) and the server's RSS
 (VmRSS, MB) at start, after the warm-up, after the timed phase and at the end,
 with its growth over the requests after the warm-up (flat = no model copies or
-CAM hooks left behind per request).
+CAM hooks left behind per request), and a trace of it every `--trace-every` requests.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--url", help="an app already running on a loopback address (default: launch app.py)")
     p.add_argument("--pid", type=int, help="with --url: the app's process id, for its memory")
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the launched app")
+    p.add_argument("--trace-every", type=int, default=100,
+                   help="sample the server's RSS every N requests after the warm-up (default 100)")
     return p.parse_args(argv)
 
 
@@ -65,8 +67,9 @@ def percentile(values, q) -> float | None:
 class Load:
     """Shared counters of the clients: one phase at a time ('warmup', 'timed', 'soak')."""
 
-    def __init__(self, args, url):
-        self.args, self.url = args, url
+    def __init__(self, args, url, pid=None):
+        self.args, self.url, self.pid = args, url, pid
+        self.rss_trace: list[list[float]] = []  # [requests after the warm-up, server RSS MB]
         self.lock = threading.Lock()
         self.latencies: list[float] = []
         self.failures: list[str] = []
@@ -107,6 +110,9 @@ class Load:
                 self.failures.append(f"{phase} {'explain' if explain else 'predict'}: {error}")
             elif phase == "timed":
                 self.latencies.append(elapsed)
+            done = self.counts["timed"] + self.counts["soak"]
+            if self.pid and phase != "warmup" and self.args.trace_every and done % self.args.trace_every == 0:
+                self.rss_trace.append([done, round(rss_mb(self.pid) or 0.0, 1)])
 
     def out_of_time(self) -> bool:
         if time.monotonic() > self.deadline:
@@ -143,12 +149,20 @@ def run_phase(load: Load, clients, phase: str, per_client: int | None, offset: i
     return time.perf_counter() - start
 
 
+def second_half_growth(trace: list[list[float]]) -> float | None:
+    """RSS growth over the second half of the requests traced: about 0 once memory is flat."""
+    if len(trace) < 4:
+        return None
+    half = trace[len(trace) // 2 - 1]
+    return round(trace[-1][1] - half[1], 1)
+
+
 def run(args, url: str, pid: int | None) -> dict:
     from gradio_client import Client
 
     memory = {"start": rss_mb(pid) if pid else None}
     clients = [Client(url, verbose=False) for _ in range(args.clients)]
-    load = Load(args, url)
+    load = Load(args, url, pid)
     offset = itertools.count()
     run_phase(load, clients, "warmup", args.warmup, offset)
     memory["after_warmup"] = rss_mb(pid) if pid else None
@@ -183,6 +197,8 @@ def run(args, url: str, pid: int | None) -> dict:
         "rss_mb": {k: round(v, 1) if v else None for k, v in memory.items()},
         "rss_growth_mb": round(growth, 1) if growth is not None else None,
         "rss_growth_over_requests": after_warmup,
+        "rss_trace": load.rss_trace,
+        "rss_growth_second_half_mb": second_half_growth(load.rss_trace),
         "stopped_early": load.stopped_early,
     }
 

@@ -23,9 +23,13 @@ def autocast_for(device: torch.device | str):
 
 @torch.inference_mode()
 def predict_probs(model, faces: torch.Tensor, config: dict, tta: bool = False,
-                  batch_size: int = 512, amp: bool = True, progress=None) -> torch.Tensor:
-    """Softmax probabilities (N, 7) for uint8 faces (N, 48, 48); TTA averages `tta_views`."""
-    device = next(model.parameters()).device
+                  batch_size: int = 128, amp: bool = True, progress=None) -> torch.Tensor:
+    """Softmax probabilities (N, 7) for uint8 faces (N, 48, 48); TTA averages `tta_views`.
+
+    `model` is a torch module or any callable from input to logits with a `device`
+    (backends.OnnxClassifier). Batches of 128 run faster here than 512: they stay in cache.
+    """
+    device = getattr(model, "device", None) or next(model.parameters()).device
     out = []
     batches = range(0, len(faces), batch_size)
     for start in (progress(batches) if progress else batches):

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
+from .backends import load_classifier
 from .evaluation import predict_probs
 from .faces import (DETECTOR_NAME, FACE_SIZE, MAX_FACES, MAX_FACES_CLASSIFIED, SMALL_IMAGE_SIDE, Box, crop_box, crop_region, detect_faces,
                     reading_order, to_face, whole_image_region)
@@ -83,14 +84,17 @@ class Analysis:
 class Predictor:
     """Loads a checkpoint once; classifies faces in batches. Safe to share between threads.
 
-    Plain predictions use `model` under a lock. Grad-CAM gets its own copy
+    Plain predictions use `classifier` (the model, or its int8 ONNX copy) under a lock. Grad-CAM gets its own copy
     (`cam_model`, with its own lock, see explain.py), so that a slow explanation
     never holds up predictions and CAM hooks never see a prediction's forward pass.
     """
 
-    def __init__(self, checkpoint: str | Path = ckpt.SHIPPED_CHECKPOINT, device: str = "cpu"):
+    def __init__(self, checkpoint: str | Path = ckpt.SHIPPED_CHECKPOINT, device: str = "cpu",
+                 backend: str = "auto"):
         self.folder = ckpt.resolve(checkpoint)
         self.model, self.config = ckpt.load_model(self.folder, device)
+        # what classify() runs: the model itself, or its int8 ONNX copy (see backends.py)
+        self.classifier, self.backend, self.backend_note = load_classifier(self.folder, self.model, backend, device)
         self.device = torch.device(device)
         self.labels = tuple(self.config["labels"])
         self.input_size = int(self.config["input_size"])
@@ -121,7 +125,7 @@ class Predictor:
         if len(faces) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         with self.lock, torch.inference_mode():
-            probs = predict_probs(self.model, faces, self.config, batch_size=max(1, len(faces)))
+            probs = predict_probs(self.classifier, faces, self.config, batch_size=max(1, len(faces)))
         return probs.float().numpy()
 
     def analyze(self, source, whole_image: bool = False, max_faces: int = MAX_FACES_CLASSIFIED) -> Analysis:
@@ -171,7 +175,7 @@ class Predictor:
 
     def predict(self, source, whole_image: bool = False) -> dict:
         """The `/predict` answer for one photo (see `Analysis.to_json`)."""
-        return self.analyze(source, whole_image).to_json()
+        return {**self.analyze(source, whole_image).to_json(), "backend": self.backend}
 
 
 def _file_key(source, whole_image: bool, max_faces: int):

@@ -1,7 +1,8 @@
 """The held-out test split in the app: figures from the shipped report, and faces per confusion cell.
 
 Figures (confusion matrix, per-class table, accuracy / macro-F1 / ECE with and
-without TTA) come from the checkpoint's `test_report.json`, so they load at once.
+without TTA) come from the checkpoint's `test_report.json` (`test_report.onnx-int8.json` when the
+int8 backend serves), so they load at once.
 The faces of a cell need the data set itself: it is loaded lazily, once, from
 `--dataset` / env FER_DATASET / `../shared/data/fer2013` (or the Hub), and its
 predictions are computed once and cached.
@@ -16,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends import report_name
 from .checkpoint import REPO_ROOT
 from .data import DEFAULT_DATASET
 from .predict import Predictor
 
-REPORT_FILE = "test_report.json"
 LOCAL_DATASET = REPO_ROOT.parent / "shared" / "data" / "fer2013"
 MODES = {"no TTA": "no_tta", "TTA": "tta"}
 
@@ -54,7 +55,8 @@ class HeldOutSet:
         self.dataset = resolve_dataset(dataset)
         env_limit = os.environ.get("FER_TEST_LIMIT")
         self.limit = limit if limit is not None else (int(env_limit) if env_limit else None)
-        self.report = self._read_report(Path(predictor.folder) / REPORT_FILE)
+        self.report_file = report_name("test", predictor.backend)  # the figures of the backend that serves
+        self.report = self._read_report(Path(predictor.folder) / self.report_file)
         self._lock = threading.Lock()
         self._faces = None  # (images uint8 (N,48,48), labels (N,), probs (N,7))
         self._error: str | None = None
@@ -74,8 +76,9 @@ class HeldOutSet:
 
     def metrics(self, mode: str = "no TTA") -> dict:
         if not self.report:
-            raise DatasetUnavailable(f"no {REPORT_FILE} beside the checkpoint {self.predictor.folder}: "
-                                     "run `python -m train.evaluate --tta` to write one")
+            raise DatasetUnavailable(f"no {self.report_file} beside the checkpoint {self.predictor.folder}: "
+                                     f"run `python -m train.evaluate --tta --backend {self.predictor.backend}` "
+                                     "to write one")
         key = MODES.get(mode, mode)
         if key not in self.report:
             raise DatasetUnavailable(f"the test report has no {mode!r} figures")

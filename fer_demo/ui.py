@@ -317,9 +317,10 @@ def build_app(predictor: Predictor, heldout: HeldOutSet | None = None) -> gr.Blo
 
     @readable
     def api_test_report() -> dict:
-        """The shipped test report: accuracy, macro-F1, ECE, NLL, per-class figures and confusion, +/- TTA."""
+        """The shipped test report of the serving backend: accuracy, macro-F1, ECE, NLL, per-class figures
+        and confusion, +/- TTA."""
         if heldout.report is None:
-            raise DatasetUnavailable("this checkpoint ships no test_report.json")
+            raise DatasetUnavailable(f"this checkpoint ships no {heldout.report_file}")
         return heldout.report
 
     # ---------------- layout ----------------
@@ -415,11 +416,13 @@ def build_app(predictor: Predictor, heldout: HeldOutSet | None = None) -> gr.Blo
                 modes = heldout.modes()
                 if not modes:
                     gr.Markdown(f"No test report beside the checkpoint (`{predictor.folder}`): run "
-                                "`python -m train.evaluate --tta` to write `test_report.json`.")
+                                f"`python -m train.evaluate --tta --backend {predictor.backend}` to write "
+                                f"`{heldout.report_file}`.")
                 with gr.Row(visible=bool(modes)):
                     summary = gr.Dataframe(value=heldout.summary_rows() or None,
                                            headers=["predictions", "accuracy", "macro-F1", "ECE", "NLL", "n"],
-                                           label="Held-out test split (from the shipped report)",
+                                           label=f"Held-out test split (from the shipped report; "
+                                                 f"classifier: {predictor.backend})",
                                            interactive=False)
                 with gr.Row(visible=bool(modes)):
                     with gr.Column():

@@ -48,6 +48,7 @@ def test_named_endpoints(client):
 def test_predict_a_photo_with_a_face(client):
     out = client.predict(_file(PHOTOS / "astronaut.jpg"), False, api_name="/predict")
     assert out["n_faces"] >= 1 and not out["no_face"]
+    assert out["backend"] == "onnx-int8"  # the shipped int8 copy serves; Grad-CAM stays in PyTorch
     for face in out["faces"]:
         _assert_probabilities(face)
         assert set(face["box"]) == {"x", "y", "w", "h"}
@@ -134,7 +135,7 @@ def test_confusion_cell(client):
 
 def test_test_report_is_the_shipped_one(client):
     out = client.predict(api_name="/test_report")
-    shipped = json.loads((SHIPPED_CHECKPOINT / "test_report.json").read_text())
+    shipped = json.loads((SHIPPED_CHECKPOINT / "test_report.onnx-int8.json").read_text())  # the app's backend
     assert out["no_tta"]["accuracy"] == shipped["no_tta"]["accuracy"]
     assert out["no_tta"]["confusion"] == shipped["no_tta"]["confusion"]
 

@@ -1,11 +1,11 @@
 """Evaluate a checkpoint on a FER2013 split.
 
-    python -m train.evaluate [--checkpoint DIR] --dataset X --split test [--tta] [--limit N]
+    python -m train.evaluate [--checkpoint DIR] --dataset X --split test [--tta] [--limit N] [--backend onnx-int8]
 
 Without --checkpoint it evaluates the checkpoint this repo ships. TTA averages
 the softmax of 10 views: the face and 4 copies shifted by 3 px (up, down,
 left, right; edges replicated), each as is and mirrored.
-The last stdout line is one JSON object: accuracy, macro_f1, ece, n, split, tta.
+The last stdout line is one JSON object: accuracy, macro_f1, ece, n, split, tta, backend.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 from tqdm import tqdm
 
 from fer_demo import checkpoint as ckpt
+from fer_demo.backends import BACKENDS
 from fer_demo.data import DEFAULT_DATASET, DataError
 
 from .report import evaluate_and_report, summary_line
@@ -30,6 +31,8 @@ def main(argv=None) -> int:
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--tta", action="store_true", help="also report test-time augmentation")
     p.add_argument("--limit", type=int, default=None, help="a seeded random subset of N faces")
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
+                   help="torch (default), or onnx-int8: the checkpoint's model.int8.onnx (python -m train.quantize)")
     p.add_argument("--out", default=None, help="folder for the report (default: the checkpoint folder)")
     args = p.parse_args(argv)
     checkpoint = args.checkpoint or ckpt.SHIPPED_CHECKPOINT
@@ -41,7 +44,7 @@ def main(argv=None) -> int:
         report = evaluate_and_report(checkpoint, args.dataset, args.split, args.revision, args.limit,
                                      args.out, args.tta, progress=lambda it: tqdm(it, desc="evaluating",
                                                                                   file=sys.stderr),
-                                     log=lambda *a: print(*a, file=sys.stderr))
+                                     log=lambda *a: print(*a, file=sys.stderr), backend=args.backend)
     except (DataError, ckpt.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

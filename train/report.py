@@ -6,21 +6,25 @@ import json
 from pathlib import Path
 
 from fer_demo import checkpoint as ckpt
+from fer_demo.backends import load_classifier, report_name
 from fer_demo.data import load_fer
 from fer_demo.evaluation import classification_metrics, plot_confusion, predict_probs
 
 
 def evaluate_and_report(checkpoint, dataset: str, split: str = "test", revision=None, limit=None,
-                        out_dir=None, tta: bool = False, seed: int = 0, progress=None, log=print) -> dict:
+                        out_dir=None, tta: bool = False, seed: int = 0, progress=None, log=print,
+                        backend: str = "torch") -> dict:
     """Evaluate a checkpoint on one split, without and (optionally) with TTA.
 
     Writes `<split>_report.json` and `<split>_confusion.png` into `out_dir`
-    (default: the checkpoint folder) and returns the report.
+    (default: the checkpoint folder) and returns the report; another backend
+    than torch adds its name (`test_report.onnx-int8.json`).
     """
     folder = ckpt.resolve(checkpoint)
-    model, config = ckpt.load_model(folder)
+    torch_model, config = ckpt.load_model(folder)
+    model, backend, _ = load_classifier(folder, torch_model, backend)
     faces = load_fer(dataset, (split,), revision, {split: limit}, seed, log=log)[split]
-    report = {"checkpoint": str(folder), "dataset": dataset, "split": split, "n": len(faces),
+    report = {"checkpoint": str(folder), "dataset": dataset, "split": split, "n": len(faces), "backend": backend,
               "no_tta": classification_metrics(predict_probs(model, faces.images, config, progress=progress),
                                                faces.labels)}
     if tta:
@@ -28,11 +32,11 @@ def evaluate_and_report(checkpoint, dataset: str, split: str = "test", revision=
                                                              progress=progress), faces.labels)
     out_dir = Path(out_dir or folder)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{split}_report.json").write_text(json.dumps(report, indent=2))
-    plot_confusion(report["no_tta"], out_dir / f"{split}_confusion.png",
-                   title=f"{split}: accuracy {report['no_tta']['accuracy']:.4f}, "
+    (out_dir / report_name(split, backend)).write_text(json.dumps(report, indent=2))
+    plot_confusion(report["no_tta"], out_dir / report_name(split, backend, "png"),
+                   title=f"{split} ({backend}): accuracy {report['no_tta']['accuracy']:.4f}, "
                          f"macro-F1 {report['no_tta']['macro_f1']:.4f} (n={len(faces)}, no TTA)")
-    log(f"{split}: accuracy {report['no_tta']['accuracy']:.4f}, macro-F1 {report['no_tta']['macro_f1']:.4f}"
+    log(f"{split} ({backend}): accuracy {report['no_tta']['accuracy']:.4f}, macro-F1 {report['no_tta']['macro_f1']:.4f}"
         + (f"; with TTA {report['tta']['accuracy']:.4f} / {report['tta']['macro_f1']:.4f}" if tta else "")
         + f" (n={len(faces)}); report in {out_dir}")
     return report
@@ -42,7 +46,7 @@ def summary_line(report: dict, tta: bool) -> dict:
     """The evaluator's last stdout line: the figures of the requested mode, and no-TTA beside TTA."""
     main = report["tta" if tta else "no_tta"]
     line = {"accuracy": main["accuracy"], "macro_f1": main["macro_f1"], "ece": main["ece"], "n": report["n"],
-            "split": report["split"], "tta": tta}
+            "split": report["split"], "tta": tta, "backend": report.get("backend", "torch")}
     if tta:
         line.update(accuracy_no_tta=report["no_tta"]["accuracy"], macro_f1_no_tta=report["no_tta"]["macro_f1"])
     return line

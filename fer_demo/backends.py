@@ -1,0 +1,98 @@
+"""What runs the classifier's forward pass: the PyTorch model, or its int8 ONNX Runtime copy.
+
+Grad-CAM always runs in PyTorch (it needs gradients). Plain classification may
+run through `model.int8.onnx`, written beside the weights by `python -m
+train.quantize`: int8 convolutions use the CPU's VNNI units, about twice the
+arithmetic rate of bf16 here. That file records a digest of the weights it was
+made from, so a stale copy is never used for newer weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from .checkpoint import MODEL_FILE, CheckpointError
+
+BACKENDS = ("torch", "onnx-int8")
+INT8_FILE = "model.int8.onnx"
+DIGEST_KEY = "fer_demo.weights_sha256"
+
+
+def weights_digest(folder: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(Path(folder) / MODEL_FILE, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def report_name(split: str, backend: str, ext: str = "json") -> str:
+    """`test_report.json` for PyTorch, `test_report.onnx-int8.json` for another backend."""
+    suffix = "" if backend == "torch" else f".{backend}"
+    return f"{split}_report{suffix}.{ext}" if ext == "json" else f"{split}_confusion{suffix}.{ext}"
+
+
+class OnnxClassifier:
+    """Logits from an ONNX file through ONNX Runtime on the CPU; called like the torch model."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own Fail / InvalidGraph / NoSuchFile types
+            raise CheckpointError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0][:300]})") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.metadata = self.session.get_modelmeta().custom_metadata_map
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.detach().to("cpu", torch.float32).contiguous()
+        return torch.from_numpy(self.session.run(None, {self.input_name: x.numpy()})[0])
+
+
+def open_int8(folder: str | Path) -> OnnxClassifier:
+    """The folder's int8 model, or a CheckpointError that says why it cannot serve these weights."""
+    path = Path(folder) / INT8_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no {INT8_FILE} in {folder} (write one with `python -m train.quantize {folder}`)")
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise CheckpointError("onnxruntime is not installed") from None
+    classifier = OnnxClassifier(path)
+    if classifier.metadata.get(DIGEST_KEY) != weights_digest(folder):
+        raise CheckpointError(f"{INT8_FILE} was made from other weights than {MODEL_FILE}: "
+                              f"run `python -m train.quantize {folder}` again")
+    return classifier
+
+
+def load_classifier(folder: str | Path, model: torch.nn.Module, backend: str = "auto",
+                    device: str | torch.device = "cpu"):
+    """(callable from normalized input to logits, backend name, note).
+
+    "auto" takes the int8 model when the device is the CPU and the model is
+    there and fresh, and PyTorch otherwise; the note says why it fell back.
+    """
+    if backend not in ("auto", *BACKENDS):
+        raise ValueError(f"unknown backend {backend!r}; choose auto, {', '.join(BACKENDS)}")
+    on_cpu = torch.device(device).type == "cpu"
+    if backend == "torch" or (backend == "auto" and not on_cpu):
+        return model, "torch", ""
+    try:
+        if not on_cpu:
+            raise CheckpointError("it runs on the CPU only")
+        return open_int8(folder), "onnx-int8", ""
+    except CheckpointError as e:
+        if backend == "onnx-int8":
+            raise CheckpointError(f"cannot use the onnx-int8 backend: {e}") from None
+        return model, "torch", str(e)
