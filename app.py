@@ -21,6 +21,7 @@ if __name__ == "__main__":  # before torch, onnxruntime and gradio start their t
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from fer_demo.backends import BACKENDS
     from fer_demo.checkpoint import SHIPPED_CHECKPOINT
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="FER2013 copy for the Test set tab's faces (default: env FER_DATASET, else "
                         "../shared/data/fer2013 beside the repo, else the Hub)")
     p.add_argument("--backend", default=os.environ.get("FER_BACKEND", "auto"),
-                   choices=["auto", "torch", "onnx-int8"],
+                   choices=["auto", *BACKENDS],
                    help="what classifies: auto (default, env FER_BACKEND) takes the checkpoint's int8 ONNX "
                         "model when it has a fresh one, else PyTorch; Grad-CAM always runs in PyTorch")
     return p.parse_args(argv)

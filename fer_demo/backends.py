@@ -29,10 +29,14 @@ def weights_digest(folder: str | Path) -> str:
     return h.hexdigest()
 
 
-def report_name(split: str, backend: str, ext: str = "json") -> str:
-    """`test_report.json` for PyTorch, `test_report.onnx-int8.json` for another backend."""
-    suffix = "" if backend == "torch" else f".{backend}"
-    return f"{split}_report{suffix}.{ext}" if ext == "json" else f"{split}_confusion{suffix}.{ext}"
+def backend_suffix(backend: str) -> str:
+    """What a backend adds to report file names: nothing for PyTorch, `.onnx-int8` for the int8 model."""
+    return "" if backend == "torch" else f".{backend}"
+
+
+def report_name(split: str, backend: str) -> str:
+    """`test_report.json` for PyTorch, `test_report.onnx-int8.json` for the int8 model."""
+    return f"{split}_report{backend_suffix(backend)}.json"
 
 
 class OnnxClassifier:
@@ -40,11 +44,13 @@ class OnnxClassifier:
 
     device = torch.device("cpu")
 
-    def __init__(self, path: str | Path, threads: int | None = None):
-        import onnxruntime as ort
-
+    def __init__(self, path: str | Path):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise CheckpointError("onnxruntime is not installed") from None
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -65,10 +71,6 @@ def open_int8(folder: str | Path) -> OnnxClassifier:
     path = Path(folder) / INT8_FILE
     if not path.is_file():
         raise CheckpointError(f"no {INT8_FILE} in {folder} (write one with `python -m train.quantize {folder}`)")
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        raise CheckpointError("onnxruntime is not installed") from None
     classifier = OnnxClassifier(path)
     if classifier.metadata.get(DIGEST_KEY) != weights_digest(folder):
         raise CheckpointError(f"{INT8_FILE} was made from other weights than {MODEL_FILE}: "
@@ -88,9 +90,9 @@ def load_classifier(folder: str | Path, model: torch.nn.Module, backend: str = "
     on_cpu = torch.device(device).type == "cpu"
     if backend == "torch" or (backend == "auto" and not on_cpu):
         return model, "torch", ""
+    if not on_cpu:
+        raise CheckpointError("cannot use the onnx-int8 backend: it runs on the CPU only")
     try:
-        if not on_cpu:
-            raise CheckpointError("it runs on the CPU only")
         return open_int8(folder), "onnx-int8", ""
     except CheckpointError as e:
         if backend == "onnx-int8":

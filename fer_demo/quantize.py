@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .backends import DIGEST_KEY, INT8_FILE, weights_digest
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, load_model
 from .transforms import to_model_input
 
 CALIBRATION_BATCH = 64
@@ -35,8 +35,11 @@ def calibration_batches(faces: torch.Tensor, config: dict) -> list[dict[str, np.
     return [{"x": x[i:i + CALIBRATION_BATCH]} for i in range(0, len(x), CALIBRATION_BATCH)]
 
 
-def write_int8(folder: str | Path, model: torch.nn.Module, config: dict, faces: torch.Tensor) -> Path:
-    """Quantize `model` (the weights in `folder`) with uint8 `faces` (N, 48, 48); writes folder/INT8_FILE."""
+def write_int8(folder: str | Path, faces: torch.Tensor) -> Path:
+    """Quantize the checkpoint in `folder` with uint8 `faces` (N, 48, 48); writes folder/INT8_FILE.
+
+    The model is loaded from `folder` itself, so the digest it is tagged with is that of its weights.
+    """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -49,6 +52,7 @@ def write_int8(folder: str | Path, model: torch.nn.Module, config: dict, faces: 
             return next(self.batches, None)
 
     folder = Path(folder)
+    model, config = load_model(folder)
     with tempfile.TemporaryDirectory() as tmp:
         fp32, prepared, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         export_onnx(model, int(config["input_size"]), fp32)

@@ -32,11 +32,10 @@ def main(argv=None) -> int:
         from fer_demo.quantize import write_int8
 
         folder = ckpt.resolve(args.checkpoint)
-        model, config = ckpt.load_model(folder)
         faces = load_fer(args.dataset, (args.split,), args.revision, {args.split: args.faces}, args.seed,
                          log=lambda *a: print(*a, file=sys.stderr))[args.split]
         start = time.perf_counter()
-        path = write_int8(folder, model, config, faces.images)
+        path = write_int8(folder, faces.images)
     except (DataError, ckpt.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from fer_demo import checkpoint as ckpt
-from fer_demo.backends import load_classifier, report_name
+from fer_demo.backends import backend_suffix, load_classifier, report_name
 from fer_demo.data import load_fer
 from fer_demo.evaluation import classification_metrics, plot_confusion, predict_probs
 
@@ -33,7 +33,7 @@ def evaluate_and_report(checkpoint, dataset: str, split: str = "test", revision=
     out_dir = Path(out_dir or folder)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / report_name(split, backend)).write_text(json.dumps(report, indent=2))
-    plot_confusion(report["no_tta"], out_dir / report_name(split, backend, "png"),
+    plot_confusion(report["no_tta"], out_dir / f"{split}_confusion{backend_suffix(backend)}.png",
                    title=f"{split} ({backend}): accuracy {report['no_tta']['accuracy']:.4f}, "
                          f"macro-F1 {report['no_tta']['macro_f1']:.4f} (n={len(faces)}, no TTA)")
     log(f"{split} ({backend}): accuracy {report['no_tta']['accuracy']:.4f}, macro-F1 {report['no_tta']['macro_f1']:.4f}"
@@ -46,7 +46,7 @@ def summary_line(report: dict, tta: bool) -> dict:
     """The evaluator's last stdout line: the figures of the requested mode, and no-TTA beside TTA."""
     main = report["tta" if tta else "no_tta"]
     line = {"accuracy": main["accuracy"], "macro_f1": main["macro_f1"], "ece": main["ece"], "n": report["n"],
-            "split": report["split"], "tta": tta, "backend": report.get("backend", "torch")}
+            "split": report["split"], "tta": tta, "backend": report["backend"]}
     if tta:
         line.update(accuracy_no_tta=report["no_tta"]["accuracy"], macro_f1_no_tta=report["no_tta"]["macro_f1"])
     return line
