@@ -1,28 +1,42 @@
-# Two entry points: `make run` (the app) and `make test` (the test suite).
-# Each creates .venv from requirements.txt when it is missing or stale.
+# Entry points: `make run` (the app), `make test` (the test suite), `make space SPACE=user/name` (deploy).
+# `run` installs requirements.txt into .venv (what a Space installs); `test` adds requirements-dev.txt.
+# Each stamp depends on the files it installs, so editing one re-installs.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+SPACE ?=
 
-.PHONY: run test smoke bench
+.PHONY: run test smoke bench space space-dry-run
 
-$(VENV)/.installed: requirements.txt
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(PY)
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-run: $(VENV)/.installed
+$(VENV)/.dev: requirements-dev.txt requirements.txt | $(PY)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.runtime
 	$(PY) app.py
 
-test: $(VENV)/.installed
+test: $(VENV)/.dev
 	$(PY) -m pytest
 
-smoke: $(VENV)/.installed
+smoke: $(VENV)/.dev
 	$(PY) -m train.train --dataset ../shared/data/fer2013 --epochs 1 --limit-train 2000 --out runs/smoke
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.dev
 	$(PY) bench/train_throughput.py
 	$(PY) bench/latency.py
 	$(PY) bench/roofline.py
 	$(PY) bench/load.py
+
+space-dry-run: $(VENV)/.runtime
+	$(PY) tools/deploy_space.py --dry-run
+
+space: $(VENV)/.runtime
+	$(PY) tools/deploy_space.py $(SPACE)

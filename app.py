@@ -1,6 +1,7 @@
 """fer-demo web app (Hugging Face Spaces convention: `python app.py`).
 
     python app.py [--port 7860] [--checkpoint DIR] [--dataset PATH_OR_HUB_ID] [--backend auto]
+                  [--detector yunet|haar] [--detector-model FILE] [--detect-side 640] [--tta 10-view|flip|none]
 
 Binds to 127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT or
 --port say otherwise. The logic lives in fer_demo/ (ui.py builds the Blocks).
@@ -23,6 +24,10 @@ if __name__ == "__main__":  # before torch, onnxruntime and gradio start their t
 def parse_args(argv=None) -> argparse.Namespace:
     from fer_demo.backends import BACKENDS
     from fer_demo.checkpoint import SHIPPED_CHECKPOINT
+    from fer_demo.detectors import DEFAULT_DETECTOR, DETECT_SIDE, DETECTORS
+    from fer_demo.predict import DEFAULT_TTA
+    from fer_demo.transforms import TTA
+    from fer_demo.data import LOCAL_DATASET
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=int, default=None,
@@ -31,11 +36,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="checkpoint folder (default: the shipped checkpoints/fer-resnet18)")
     p.add_argument("--dataset", default=None,
                    help="FER2013 copy for the Test set tab's faces (default: env FER_DATASET, else "
-                        "../shared/data/fer2013 beside the repo, else the Hub)")
+                        f"{LOCAL_DATASET} if present, else the Hub)")
     p.add_argument("--backend", default=os.environ.get("FER_BACKEND", "auto"),
                    choices=["auto", *BACKENDS],
                    help="what classifies: auto (default, env FER_BACKEND) takes the checkpoint's int8 ONNX "
                         "model when it has a fresh one, else PyTorch; Grad-CAM always runs in PyTorch")
+    p.add_argument("--detector", default=os.environ.get("FER_DETECTOR", DEFAULT_DETECTOR), choices=list(DETECTORS),
+                   help="face detector (default: env FER_DETECTOR, else yunet); when YuNet's model file is missing "
+                        "or broken the app says so and uses the Haar cascade")
+    p.add_argument("--detector-model", default=None, help="another model file for the detector")
+    p.add_argument("--detect-side", type=int, default=DETECT_SIDE,
+                   help=f"the detector sees the photo scaled to this longest side (default {DETECT_SIDE}); larger "
+                        "finds more small or blurred faces, at a cost in time")
+    p.add_argument("--tta", default=DEFAULT_TTA, choices=list(TTA),
+                   help=f"test-time augmentation of each face (default {DEFAULT_TTA}); the UI and /predict can "
+                        "switch it off per request")
     return p.parse_args(argv)
 
 
@@ -49,18 +64,21 @@ def server_address(args: argparse.Namespace, environ=os.environ) -> tuple[str, i
 def main(argv=None) -> int:
     args = parse_args(argv)
     from fer_demo.checkpoint import CheckpointError
+    from fer_demo.detectors import DetectorError
     from fer_demo.images import MAX_FILE_BYTES
     from fer_demo.predict import Predictor
     from fer_demo.testset import HeldOutSet
     from fer_demo.ui import build_app, model_card_files
 
     try:
-        predictor = Predictor(args.checkpoint, backend=args.backend)
-    except CheckpointError as e:
+        predictor = Predictor(args.checkpoint, backend=args.backend, detector=args.detector,
+                              detector_model=args.detector_model, tta=args.tta, detect_side=args.detect_side)
+    except (CheckpointError, DetectorError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"classifier: {predictor.backend}" + (f" ({predictor.backend_note})" if predictor.backend_note else ""),
-          file=sys.stderr)
+    print(f"classifier: {predictor.backend}; face detector: {predictor.detector.name}", file=sys.stderr)
+    for note in predictor.notes:
+        print(note, file=sys.stderr)
     demo = build_app(predictor, HeldOutSet(predictor, args.dataset))
     demo.queue(max_size=64, default_concurrency_limit=2)
     host, port = server_address(args)

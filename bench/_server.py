@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from fer_demo.data import LOCAL_DATASET as LOCAL_FER
+
 REPO = Path(__file__).resolve().parent.parent
-LOCAL_FER = REPO.parent / "shared" / "data" / "fer2013"
 HOST = "127.0.0.1"
 
 
@@ -82,19 +83,21 @@ class AppServer:
 
 
 def default_env(extra: dict | None = None) -> dict:
-    """The environment the tests and benches run app.py in (the local FER2013 copy if present)."""
+    """The environment the tests and benches run app.py in (the local FER2013 copy if present),
+    updated with `extra`, where a None value removes that variable."""
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
     if LOCAL_FER.exists():
         env.setdefault("FER_DATASET", str(LOCAL_FER))
     env.update(extra or {})
-    return env
+    return {k: v for k, v in env.items() if v is not None}
 
 
 @contextmanager
 def launched_app(env: dict | None = None, args=(), log_path: str | Path | None = None,
-                 timeout: float = 180.0, host: str = HOST):
-    """Start app.py on a free port of `host` (loopback only), wait until it answers, yield an `AppServer`;
-    stop it on exit. Raises `LaunchError` (with the log's tail) if it exits or is not up within `timeout`."""
+                 timeout: float = 180.0, host: str = HOST, root: str | Path = REPO):
+    """Start `root`/app.py (this repo's by default) on a free port of `host` (loopback only), wait until it
+    answers, yield an `AppServer`; stop it on exit. Raises `LaunchError` (with the log's tail) if it exits or
+    is not up within `timeout`."""
     check_loopback(f"http://{host}/")
     port = free_port(host)
     if log_path is None:
@@ -103,7 +106,7 @@ def launched_app(env: dict | None = None, args=(), log_path: str | Path | None =
     env = dict(default_env(env), GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME=host)
     url = f"http://{host}:{port}/"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "app.py", *args], cwd=REPO, env=env, stdout=log,
+        proc = subprocess.Popen([sys.executable, "app.py", *args], cwd=root, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         server = AppServer(url, proc, log_path)
         try:

@@ -3,23 +3,27 @@
     python bench/latency.py [--runs 50 --slow-runs 10 --warmup 3] [--only classify,gradcam] [--no-server]
 
 Stages (median and p95 over --runs timed runs, each after --warmup untimed ones):
-  detect_1mp          Haar face detection on a 1155x866 (1 MP) photo
+  detect_1mp_<name>   face detection on a 1155x866 (1 MP) photo, for each detector (YuNet, the app's default;
+                      the Haar cascade, its fallback)
   classify_1 / _8     classification of one face / a batch of 8 (Predictor.classify, the app's backend:
                       int8 ONNX Runtime when the checkpoint has it); classify_*_torch: the PyTorch model
   gradcam_1 / _7      GradCAM of one face / of one face for all 7 classes at once (compute_cams)
   explain_face        the /explain work for one face: GradCAM + ROAD and CAM x image scores
   cam_<method>        every other method of the explorer, one face (ScoreCAM, AblationCAM: --slow-runs)
-  predict_1mp         Predictor.predict on the 1 MP JPEG (load, detect, crop, classify), in process
+  predict_1mp         Predictor.predict on the 1 MP JPEG (load, detect, align and crop, classify with the
+                      app's TTA), in process
   predict_request_1mp a whole /predict request through gradio_client to app.py (launched on a free
                       127.0.0.1 port, see bench/_server.py), upload and JSON included
-  webcam_frame        one 640x480 frame through the live stream's handler (ui.label_frame); + fps
-  evaluation_<backend> fer_demo.evaluation.predict_probs over the FER2013 test split (../shared/data/fer2013,
+  webcam_frame        one 640x480 frame through the live stream's handler (tab_predict.label_frame); + fps
+  webcam_frame_cam    the same with live Grad-CAM on every face; + fps
+  evaluation_<backend> fer_demo.predict.predict_probs over the FER2013 test split (../shared/data/fer2013,
                       or random faces if absent), batch 128, for torch (bf16) and onnx-int8; img_s over
                       --eval-passes passes
 
 Each line: {"bench": "latency", "stage": ..., "median_ms": ..., "p95_ms": ..., "runs": N, ...}
-(throughput figures add "fps" or give "img_s"). Targets: classify_1 <= 5 ms, gradcam_1 <= 40 ms,
-predict_request_1mp <= 300 ms median, webcam >= 5 fps, evaluation >= 1500 img/s.
+(throughput figures add "fps" or give "img_s"). Goals: detect_1mp_yunet <= 15 ms, classify_1 <= 5 ms,
+gradcam_1 <= 40 ms, predict_request_1mp <= 120 ms median, webcam >= 25 fps, webcam with Grad-CAM >= 10 fps,
+evaluation >= 1500 img/s.
 """
 
 from __future__ import annotations
@@ -103,11 +107,12 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     from PIL import Image
 
-    from fer_demo.evaluation import predict_probs
+    from fer_demo.predict import predict_probs
     from fer_demo.explain import METHODS, SLOW_METHODS, compute_cams, default_layer, explain_face
-    from fer_demo.faces import crop_face, detect_faces
+    from fer_demo.detectors import DETECTORS
+    from fer_demo.faces import detector_crop, extract
     from fer_demo.predict import Predictor
-    from fer_demo.ui import label_frame
+    from fer_demo.tab_predict import label_frame
 
     wanted = [s for s in args.only.split(",") if s]
 
@@ -123,16 +128,19 @@ def main(argv=None) -> int:
         by_backend["torch"] = Predictor(backend="torch")
     layer = default_layer(predictor.map_sizes)
     big = photo_1mp()
-    boxes = detect_faces(big)
-    face = crop_face(big, boxes[0]) if boxes else np.asarray(Image.open(PHOTO).convert("L").resize((48, 48)))
+    found = predictor.detector.detect(big)
+    face = extract(big, detector_crop(found[0], predictor.detector)) if found else \
+        np.asarray(Image.open(PHOTO).convert("L").resize((48, 48)))
     fer = sorted((REPO / "examples" / "fer2013").glob("*.png"))
     faces8 = np.stack([np.asarray(Image.open(p).convert("L")) for p in fer[:8]])
     cls = int(predictor.classify(face[None])[0].argmax())
     runs, warm = args.runs, args.warmup
 
     if want("detect"):
-        emit(line("detect_1mp", timed(lambda: detect_faces(big), runs, warm), faces=len(boxes),
-                  size=f"{ONE_MP[0]}x{ONE_MP[1]}"))
+        for name, detector in DETECTORS.items():
+            d = detector()
+            emit(line(f"detect_1mp_{name}", timed(lambda: d.detect(big), runs, warm), faces=len(d.detect(big)),
+                      size=f"{ONE_MP[0]}x{ONE_MP[1]}", detector_side=d.side))
     if want("classify"):
         for backend, p in by_backend.items():
             suffix = "" if p is predictor else f"_{backend}"
@@ -173,10 +181,11 @@ def main(argv=None) -> int:
 
     if want("webcam"):
         frame = np.asarray(Image.fromarray(big).resize(WEBCAM, Image.Resampling.BILINEAR))
-        seconds = timed(lambda: label_frame(predictor, frame), runs, warm)
-        emit(line("webcam_frame", seconds, fps=round(1 / float(np.median(seconds)), 1),
-                  note=f"{WEBCAM[0]}x{WEBCAM[1]} frame through ui.label_frame; gradio's streaming transport "
-                       "and image encoding not included"))
+        for stage, show_cam in (("webcam_frame", False), ("webcam_frame_cam", True)):
+            seconds = timed(lambda: label_frame(predictor, frame, show_cam), runs, warm)
+            emit(line(stage, seconds, fps=round(1 / float(np.median(seconds)), 1),
+                      note=f"{WEBCAM[0]}x{WEBCAM[1]} frame through tab_predict.label_frame; gradio's streaming "
+                           "transport and image encoding not included"))
     if want("evaluation"):
         images, source = eval_faces(args.eval_limit)
         for backend, p in by_backend.items():

@@ -28,9 +28,11 @@ def square(img: Image.Image, side: int) -> Image.Image:
 
 
 def main(argv=None) -> int:
+    from fer_demo.data import LOCAL_DATASET
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--skimage-data", required=True, type=Path)
-    p.add_argument("--dataset", default=str(HERE.parent.parent / "shared" / "data" / "fer2013"))
+    p.add_argument("--dataset", default=str(LOCAL_DATASET))
     args = p.parse_args(argv)
 
     photos = HERE / "photos"

@@ -10,13 +10,14 @@ made from, so a stale copy is never used for newer weights.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from .checkpoint import MODEL_FILE, CheckpointError
 
-BACKENDS = ("torch", "onnx-int8")
 INT8_FILE = "model.int8.onnx"
 DIGEST_KEY = "fer_demo.weights_sha256"
 
@@ -78,23 +79,54 @@ def open_int8(folder: str | Path) -> OnnxClassifier:
     return classifier
 
 
+@dataclass(frozen=True)
+class Backend:
+    """How to open one backend: (checkpoint folder, torch model) -> callable from normalized input to logits."""
+
+    open: Callable[[Path, torch.nn.Module], Callable]
+    cpu_only: bool = False
+
+
+OPENERS = {
+    "torch": Backend(lambda folder, model: model),
+    "onnx-int8": Backend(lambda folder, model: open_int8(folder), cpu_only=True),
+}
+BACKENDS = tuple(OPENERS)
+AUTO_ORDER = ("onnx-int8", "torch")  # what "auto" tries, best first, skipping those that cannot run on the device
+
+
+def _open(name: str, folder: str | Path, model: torch.nn.Module, on_cpu: bool):
+    backend = OPENERS[name]
+    if backend.cpu_only and not on_cpu:
+        raise CheckpointError("it runs on the CPU only")
+    return backend.open(Path(folder), model)
+
+
+def _open_auto(folder: str | Path, model: torch.nn.Module, on_cpu: bool):
+    """The first backend of AUTO_ORDER that opens; the note says why the ones before it did not."""
+    reasons = []
+    for name in (n for n in AUTO_ORDER if on_cpu or not OPENERS[n].cpu_only):
+        try:
+            return _open(name, folder, model, on_cpu), name, "; ".join(reasons)
+        except CheckpointError as e:
+            reasons.append(str(e))
+    raise CheckpointError(f"no backend could be opened: {'; '.join(reasons)}")
+
+
 def load_classifier(folder: str | Path, model: torch.nn.Module, backend: str = "auto",
                     device: str | torch.device = "cpu"):
     """(callable from normalized input to logits, backend name, note).
 
-    "auto" takes the int8 model when the device is the CPU and the model is
-    there and fresh, and PyTorch otherwise; the note says why it fell back.
+    "auto" takes the first of AUTO_ORDER that runs on the device and opens (the
+    int8 model when the device is the CPU and the model is there and fresh,
+    PyTorch otherwise); the note says why it fell back.
     """
     if backend not in ("auto", *BACKENDS):
         raise ValueError(f"unknown backend {backend!r}; choose auto, {', '.join(BACKENDS)}")
     on_cpu = torch.device(device).type == "cpu"
-    if backend == "torch" or (backend == "auto" and not on_cpu):
-        return model, "torch", ""
-    if not on_cpu:
-        raise CheckpointError("cannot use the onnx-int8 backend: it runs on the CPU only")
+    if backend == "auto":
+        return _open_auto(folder, model, on_cpu)
     try:
-        return open_int8(folder), "onnx-int8", ""
+        return _open(backend, folder, model, on_cpu), backend, ""
     except CheckpointError as e:
-        if backend == "onnx-int8":
-            raise CheckpointError(f"cannot use the onnx-int8 backend: {e}") from None
-        return model, "torch", str(e)
+        raise CheckpointError(f"cannot use the {backend} backend: {e}") from None

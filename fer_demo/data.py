@@ -20,10 +20,14 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .checkpoint import REPO_ROOT
 from .labels import FER_LABELS, NUM_CLASSES, LabelError, fer_index_map
 
 # A Hub copy of FER2013 with the original Training / PublicTest / PrivateTest splits.
 DEFAULT_DATASET = "Aaryan333/fer2013_train_publicTest_privateTest"
+# The local copy beside the repo (`hf download DEFAULT_DATASET --local-dir` it) that the app's Test set tab,
+# the tests and the benches read when it is there.
+LOCAL_DATASET = REPO_ROOT.parent / "shared" / "data" / "fer2013"
 FACE_SIZE = 48
 SPLITS = ("train", "validation", "test")
 _SPLIT_ALIASES = {
@@ -212,8 +216,24 @@ def _decode_hub(ds, rows: np.ndarray, split: str) -> FaceSplit:
     images = np.empty((len(rows), FACE_SIZE, FACE_SIZE), dtype=np.uint8)
     for i, cell in enumerate(ds[image_col]):
         images[i] = _decode_image_cell(cell, f"split {split!r}, row {int(rows[i])}, column {image_col!r}")
-    labels = torch.as_tensor(np.asarray(ds[label_col], dtype=np.int64))
-    return FaceSplit(torch.from_numpy(images), to_fer[labels])
+    labels = _class_indices(ds[label_col], rows, split, label_col, names)
+    return FaceSplit(torch.from_numpy(images), to_fer[torch.from_numpy(labels)])
+
+
+# Label values with a meaning of their own, named in the error they cause.
+_LABEL_VALUE_NOTES = {-1: " (a ClassLabel's 'no label')"}
+
+
+def _class_indices(values, rows: np.ndarray, split: str, column: str, names) -> np.ndarray:
+    """`values` as int64 indices into `names`, or a DataError naming the row, column and value of
+    the first that is not one. Without the check a -1 ("no label") would pass as the last class."""
+    values = list(values)
+    for i, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < len(names):
+            raise DataError(f"split {split!r}, row {int(rows[i])}, column {column!r}: unknown class {value!r}"
+                            f"{_LABEL_VALUE_NOTES.get(value, '')}; expected an integer 0-{len(names) - 1} "
+                            f"({', '.join(names)})")
+    return np.asarray(values, dtype=np.int64)
 
 
 def _decode_image_cell(cell: dict, where: str) -> np.ndarray:
@@ -255,12 +275,8 @@ def _decode_kaggle(ds, rows: np.ndarray, split: str) -> FaceSplit:
     images = np.empty((len(rows), FACE_SIZE, FACE_SIZE), dtype=np.uint8)
     for i, pixels in enumerate(sub["pixels"]):
         images[i] = _parse_pixels(pixels, f"split {split!r}, row {int(rows[i])}, column 'pixels'")
-    labels = np.asarray(sub["emotion"], dtype=object)
-    for i, value in enumerate(labels):
-        if not isinstance(value, (int, np.integer)) or not 0 <= value < NUM_CLASSES:
-            raise DataError(f"split {split!r}, row {int(rows[i])}, column 'emotion': unknown class "
-                            f"{value!r}; expected an integer 0-6 ({', '.join(FER_LABELS)})")
-    return FaceSplit(torch.from_numpy(images), torch.as_tensor(labels.astype(np.int64)))
+    labels = _class_indices(sub["emotion"], rows, split, "emotion", FER_LABELS)
+    return FaceSplit(torch.from_numpy(images), torch.from_numpy(labels))
 
 
 def _parse_pixels(pixels, where: str) -> np.ndarray:

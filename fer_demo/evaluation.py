@@ -1,46 +1,13 @@
-"""Batched prediction over a split and the metrics we report: accuracy, macro-F1,
-per-class precision/recall/F1, confusion matrix and expected calibration error."""
+"""The metrics we report: accuracy, macro-F1, per-class precision/recall/F1, confusion matrix and
+expected calibration error (predictions come from `predict.predict_probs`)."""
 
 from __future__ import annotations
 
 import torch
 
 from .labels import FER_LABELS, NUM_CLASSES
-from .transforms import to_model_input, tta_views
 
 ECE_BINS = 15
-
-
-def autocast_for(device: torch.device | str):
-    """bf16 autocast where the hardware runs it natively; otherwise a no-op context."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
-
-
-@torch.inference_mode()
-def predict_probs(model, faces: torch.Tensor, config: dict, tta: bool = False,
-                  batch_size: int = 128, amp: bool = True, progress=None) -> torch.Tensor:
-    """Softmax probabilities (N, 7) for uint8 faces (N, 48, 48); TTA averages `tta_views`.
-
-    `model` is a torch module or any callable from input to logits with a `device`
-    (backends.OnnxClassifier). Batches of 128 run faster here than 512: they stay in cache.
-    """
-    device = getattr(model, "device", None) or next(model.parameters()).device
-    out = []
-    batches = range(0, len(faces), batch_size)
-    for start in (progress(batches) if progress else batches):
-        x = to_model_input(faces[start:start + batch_size].to(device), config["input_size"],
-                           config["mean"], config["std"]).contiguous(memory_format=torch.channels_last)
-        views = tta_views(x) if tta else [x]
-        with autocast_for(device) if amp else torch.autocast(device.type, enabled=False):
-            logits = model(torch.cat(views))
-        probs = logits.float().softmax(-1).view(len(views), len(x), -1).mean(0)
-        out.append(probs.cpu())
-    return torch.cat(out) if out else torch.empty(0, NUM_CLASSES)
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, k: int = NUM_CLASSES) -> torch.Tensor:

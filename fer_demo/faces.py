@@ -1,93 +1,102 @@
-"""Face detection and FER2013-style face crops.
+"""FER2013-style face crops: square, upright, grayscale, 48x48.
 
-Detector: OpenCV's Viola-Jones Haar cascade `haarcascade_frontalface_default.xml`,
-which ships inside the opencv-python wheel (works offline, a few ms per photo).
-It finds upright, roughly frontal faces; profiles and strongly tilted heads are
-often missed. It runs on a grayscale copy downscaled to `DETECT_SIDE`.
-
-Crop: FER2013's faces are square, fill most of the frame (forehead to chin,
-cheek to cheek, a little hair) and are 48x48 grayscale. We take the square
-around the detected box, grown by `FACE_MARGIN` of its side on every side,
-pad with edge pixels where it leaves the photo, convert to gray and resize.
+FER2013's faces are upright and roughly registered: the square fills most of
+the frame (forehead to chin, cheek to cheek). A `Crop` is the square of the
+photo a face crop covers: its centre, side and rotation. With landmarks, the
+square is turned so that the eyes come out level; its size and centre follow
+from the detector's box by `CropGeometry`, a per-detector fact (`GEOMETRY`),
+measured by fitting where FER2013 faces pasted into photos are against the
+boxes the detector draws on them (`python bench/end_to_end.py --fit-crop`,
+validation faces).
 """
 
 from __future__ import annotations
 
-import threading
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from .data import FACE_SIZE
+from .detectors import Box, Detection, FaceDetector
 from .images import to_gray
 
-FACE_SIZE = 48
-FACE_MARGIN = 0.12  # of the detected box's side, added on each side
-DETECT_SIDE = 640  # longest side of the copy the detector sees
-MIN_FACE_FRACTION = 0.04  # smallest face side, as a fraction of the detector copy's shorter side
 MAX_FACES = 6  # faces shown with their own probabilities and Grad-CAM
 MAX_FACES_CLASSIFIED = 50  # faces classified at most (all get a box and a label)
-CASCADE_FILE = "haarcascade_frontalface_default.xml"
-DETECTOR_NAME = f"OpenCV Haar cascade ({CASCADE_FILE})"
-
-_cascade = None
-_cascade_lock = threading.Lock()
+SMALL_IMAGE_SIDE = 128  # an image this small is taken to be a face crop already
 
 
 @dataclass(frozen=True)
-class Box:
-    """An axis-aligned box in pixels: left, top, width, height."""
+class CropGeometry:
+    """A crop's side, as a multiple of the box's longer side, and its centre's shift from the box
+    centre along the face's own up-down axis, as a fraction of the crop side (+ = towards the chin)."""
 
-    x: int
-    y: int
-    w: int
-    h: int
+    scale: float
+    down: float = 0.0
+    align: bool = True  # level the eyes when the detector gives landmarks
 
-    @property
-    def area(self) -> int:
-        return self.w * self.h
+
+# Medians of the fit on 600 validation faces (`python bench/end_to_end.py --split validation --fit-crop`):
+# YuNet scale 0.973 (IQR 0.89-1.07), down -0.004; the cascade 1.044 (IQR 0.98-1.12), down 0.009.
+GEOMETRY = {
+    "yunet": CropGeometry(scale=0.97, down=0.0),
+    "haar": CropGeometry(scale=1.04, down=0.01),
+}
+
+
+@dataclass(frozen=True)
+class Crop:
+    """The square of a photo a face crop covers: centre (cx, cy), side, and the angle in degrees that
+    the face is turned by (rotating the square by it levels the eyes); all in photo pixels."""
+
+    cx: float
+    cy: float
+    side: float
+    angle: float = 0.0
+
+    def matrix(self, size: int) -> np.ndarray:
+        """The 2x3 affine map from photo pixels to a size x size crop of this square."""
+        m = cv2.getRotationMatrix2D((self.cx, self.cy), self.angle, size / self.side)
+        m[:, 2] += (size / 2 - self.cx, size / 2 - self.cy)
+        return m
+
+    def bounds(self) -> Box:
+        """The axis-aligned box around the (turned) square."""
+        t = math.radians(self.angle)
+        half = self.side / 2 * (abs(math.cos(t)) + abs(math.sin(t)))
+        return Box(math.floor(self.cx - half), math.floor(self.cy - half),
+                   math.ceil(2 * half) + 1, math.ceil(2 * half) + 1)
+
+    def scaled(self, factor: float, origin: tuple[float, float] = (0.0, 0.0)) -> "Crop":
+        return Crop((self.cx - origin[0]) * factor, (self.cy - origin[1]) * factor, self.side * factor, self.angle)
 
     def to_json(self) -> dict:
-        return {"x": int(self.x), "y": int(self.y), "w": int(self.w), "h": int(self.h)}
-
-    def scaled(self, factor: float) -> "Box":
-        return Box(round(self.x * factor), round(self.y * factor), round(self.w * factor), round(self.h * factor))
+        return {"cx": round(self.cx, 1), "cy": round(self.cy, 1), "side": round(self.side, 1),
+                "angle": round(self.angle, 1)}
 
 
-def _get_cascade() -> cv2.CascadeClassifier:
-    global _cascade
-    if _cascade is None:
-        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE_FILE)
-        if cascade.empty():
-            raise RuntimeError(f"OpenCV could not load its bundled {CASCADE_FILE}")
-        _cascade = cascade
-    return _cascade
+def face_crop(detection: Detection, geometry: CropGeometry) -> Crop:
+    """Where the FER-like crop of a detected face lies."""
+    box = detection.box
+    side = max(box.w, box.h) * geometry.scale
+    angle = detection.eye_angle if geometry.align else 0.0
+    t = math.radians(angle)
+    cx, cy = box.centre
+    shift = geometry.down * side  # along the face's own downward axis
+    return Crop(cx - shift * math.sin(t), cy + shift * math.cos(t), side, angle)
 
 
-def detect_faces(rgb: np.ndarray, detect_side: int = DETECT_SIDE) -> list[Box]:
-    """Boxes of the faces in an RGB (or gray) uint8 image, largest first, in its pixel coordinates."""
-    gray = to_gray(rgb) if rgb.ndim == 3 else rgb
-    h, w = gray.shape
-    factor = min(1.0, detect_side / max(h, w))
-    small = cv2.resize(gray, (max(1, round(w * factor)), max(1, round(h * factor))),
-                       interpolation=cv2.INTER_AREA) if factor < 1 else gray
-    small = cv2.equalizeHist(small)
-    min_side = max(20, int(MIN_FACE_FRACTION * min(small.shape)))
-    if min(small.shape) < min_side:
-        return []
-    with _cascade_lock:  # CascadeClassifier objects are not documented as thread-safe
-        found = _get_cascade().detectMultiScale(small, scaleFactor=1.1, minNeighbors=5,
-                                                minSize=(min_side, min_side))
-    boxes = [Box(*(int(v) for v in b)).scaled(1 / factor) for b in (found if len(found) else [])]
-    return sorted(boxes, key=lambda b: -b.area)
+def whole_image_box(image: np.ndarray) -> Box:
+    """The centred square that 'classify the whole image as one face' uses."""
+    h, w = image.shape[:2]
+    s = min(h, w)
+    return Box((w - s) // 2, (h - s) // 2, s, s)
 
 
-def crop_box(box: Box, margin: float = FACE_MARGIN) -> Box:
-    """The square region a face crop covers: the box's centre, its longer side grown by `margin` each way."""
-    side = max(box.w, box.h) * (1 + 2 * margin)
-    cx, cy = box.x + box.w / 2, box.y + box.h / 2
-    s = max(1, round(side))
-    return Box(round(cx - s / 2), round(cy - s / 2), s, s)
+def whole_image_crop(image: np.ndarray) -> Crop:
+    box = whole_image_box(image)
+    return Crop(box.x + box.w / 2, box.y + box.h / 2, box.w)
 
 
 def crop_region(image: np.ndarray, region: Box) -> np.ndarray:
@@ -101,43 +110,46 @@ def crop_region(image: np.ndarray, region: Box) -> np.ndarray:
     return image[y0:y1, x0:x1]
 
 
-def to_face(region_pixels: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
-    """A square RGB or gray crop -> a (size, size) uint8 gray face."""
-    gray = to_gray(region_pixels) if region_pixels.ndim == 3 else region_pixels
-    if gray.shape != (size, size):
-        interp = cv2.INTER_AREA if gray.shape[0] > size else cv2.INTER_LINEAR
-        gray = cv2.resize(gray, (size, size), interpolation=interp)
-    return np.ascontiguousarray(gray, dtype=np.uint8)
+def extract(image: np.ndarray, crop: Crop, size: int = FACE_SIZE) -> np.ndarray:
+    """The (size, size) uint8 gray face under `crop`: cut out, shrunk with area averaging (so a large
+    face does not alias), turned upright and resized in one affine warp; edges replicated."""
+    bounds = crop.bounds()
+    patch = crop_region(image, bounds)
+    patch = to_gray(patch) if patch.ndim == 3 else patch
+    local = crop.scaled(1.0, (bounds.x, bounds.y))
+    shrink = min(1.0, 2 * size / crop.side)
+    if shrink < 1:
+        patch = cv2.resize(patch, (max(1, round(patch.shape[1] * shrink)), max(1, round(patch.shape[0] * shrink))),
+                           interpolation=cv2.INTER_AREA)
+        local = local.scaled(shrink)
+    face = cv2.warpAffine(np.ascontiguousarray(patch), local.matrix(size), (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(face, dtype=np.uint8)
 
 
-def crop_face(image: np.ndarray, box: Box, margin: float = FACE_MARGIN, size: int = FACE_SIZE) -> np.ndarray:
-    """A FER2013-style face: square around `box` with a margin, grayscale, size x size uint8."""
-    return to_face(crop_region(image, crop_box(box, margin)), size)
+def reading_order(detections: list[Detection]) -> list[Detection]:
+    """Faces numbered left to right (then top to bottom), as a reader counts people in a photo."""
+    return sorted(detections, key=lambda d: (d.box.centre[0], d.box.y))
 
 
-def whole_image_region(image: np.ndarray) -> Box:
-    """The centred square that 'classify the whole image as one face' uses."""
-    h, w = image.shape[:2]
-    s = min(h, w)
-    return Box((w - s) // 2, (h - s) // 2, s, s)
+def detector_crop(detection: Detection, detector: FaceDetector) -> Crop:
+    """The crop of a face found by `detector`, with that detector's geometry."""
+    return face_crop(detection, GEOMETRY[detector.key])
 
 
-def reading_order(boxes: list[Box]) -> list[Box]:
-    """Boxes numbered left to right (then top to bottom), as a reader counts people in a photo."""
-    return sorted(boxes, key=lambda b: (b.x + b.w / 2, b.y))
+def is_face_crop(image: np.ndarray) -> bool:
+    """An image this small is taken to be a face crop already, and classified whole: a detector would
+    find the face in it and crop it once more, tighter than FER2013 frames its faces."""
+    return max(image.shape[:2]) <= SMALL_IMAGE_SIDE
 
 
-SMALL_IMAGE_SIDE = 128  # an image this small is taken to be a face crop already
-
-
-def single_face(rgb: np.ndarray) -> tuple[np.ndarray, str]:
+def single_face(rgb: np.ndarray, detector: FaceDetector) -> tuple[np.ndarray, str]:
     """One face for the Grad-CAM explorer: a small image is the face; else the largest detected face,
     else the whole image (centred square). Returns (48x48 uint8, how it was chosen)."""
-    h, w = rgb.shape[:2]
-    if max(h, w) <= SMALL_IMAGE_SIDE:
-        return to_face(crop_region(rgb, whole_image_region(rgb))), "the whole image (a face crop)"
-    found = detect_faces(rgb)
+    if is_face_crop(rgb):
+        return extract(rgb, whole_image_crop(rgb)), "the whole image (a face crop)"
+    found = detector.detect(rgb)
     if found:
-        return crop_face(rgb, found[0]), (f"the largest of {len(found)} detected faces" if len(found) > 1
-                                          else "the detected face")
-    return to_face(crop_region(rgb, whole_image_region(rgb))), "the whole image (no face detected)"
+        return extract(rgb, detector_crop(found[0], detector)), (
+            f"the largest of {len(found)} detected faces" if len(found) > 1 else "the detected face")
+    return extract(rgb, whole_image_crop(rgb)), "the whole image (no face detected)"

@@ -31,10 +31,6 @@ class LoadedImage:
     original_size: tuple[int, int]  # (width, height) after EXIF rotation, before downscaling
     scale: float  # rgb side / original side (1.0 unless downscaled)
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.rgb.shape[1], self.rgb.shape[0]
-
 
 def describe_bytes(n: int) -> str:
     return f"{n / 1024 / 1024:.0f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"

@@ -17,6 +17,11 @@ _SYNONYMS = {
 }
 
 
+def label_probs(probs, labels=FER_LABELS) -> dict[str, float]:
+    """{label name: probability}, the shape gr.Label and the JSON answers use."""
+    return {name: float(p) for name, p in zip(labels, probs)}
+
+
 class LabelError(ValueError):
     """A data set's labels cannot be mapped onto FER2013's seven classes."""
 

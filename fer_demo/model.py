@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import timm
 import torch
 from torch import nn
@@ -54,13 +56,24 @@ def stage_map_sizes(model: nn.Module, input_size: int) -> dict[str, int]:
     for name in CAM_LAYERS:
         hooks.append(getattr(model, name).register_forward_hook(
             lambda m, i, o, name=name: sizes.__setitem__(name, o.shape[-1])))
-    was_training = model.training
-    model.eval()
     try:
-        with torch.inference_mode():
+        with eval_mode(model), torch.inference_mode():
             model(torch.zeros(1, 1, input_size, input_size, device=next(model.parameters()).device))
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
     return sizes
+
+
+@contextmanager
+def eval_mode(model):
+    """Run `model` in eval mode and restore the mode it was in: scoring never changes a model
+    (in training mode BatchNorm would use batch statistics and update its running ones)."""
+    was_training = getattr(model, "training", None)
+    if was_training is not None:
+        model.eval()
+    try:
+        yield model
+    finally:
+        if was_training is not None:
+            model.train(was_training)

@@ -35,10 +35,13 @@ def calibration_batches(faces: torch.Tensor, config: dict) -> list[dict[str, np.
     return [{"x": x[i:i + CALIBRATION_BATCH]} for i in range(0, len(x), CALIBRATION_BATCH)]
 
 
-def write_int8(folder: str | Path, faces: torch.Tensor) -> Path:
+def write_int8(folder: str | Path, faces: torch.Tensor, reduce_range: bool = True) -> Path:
     """Quantize the checkpoint in `folder` with uint8 `faces` (N, 48, 48); writes folder/INT8_FILE.
 
     The model is loaded from `folder` itself, so the digest it is tagged with is that of its weights.
+    `reduce_range` keeps weights to 7 bits: CPUs without VNNI (AVX2 only) multiply uint8 x int8 pairs
+    into saturating 16-bit sums, which 8-bit weights overflow; with 7 bits the same file gives the
+    same answers on every x86 CPU.
     """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -58,7 +61,7 @@ def write_int8(folder: str | Path, faces: torch.Tensor) -> Path:
         export_onnx(model, int(config["input_size"]), fp32)
         quant_pre_process(str(fp32), str(prepared))
         quantize_static(str(prepared), str(int8), Faces(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range)
         proto = onnx.load(str(int8))
         onnx.helper.set_model_props(proto, {DIGEST_KEY: weights_digest(folder), "fer_demo.calibration_faces":
                                             str(len(faces)), "fer_demo.labels": ",".join(config["labels"])})

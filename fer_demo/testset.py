@@ -4,8 +4,9 @@ Figures (confusion matrix, per-class table, accuracy / macro-F1 / ECE with and
 without TTA) come from the checkpoint's `test_report.json` (`test_report.onnx-int8.json` when the
 int8 backend serves), so they load at once.
 The faces of a cell need the data set itself: it is loaded lazily, once, from
-`--dataset` / env FER_DATASET / `../shared/data/fer2013` (or the Hub), and its
-predictions are computed once and cached.
+`--dataset` / env FER_DATASET / the local copy beside the repo, else the Hub (as on a
+Space), and its predictions are computed once and cached. When none can be loaded,
+the tab says why and the rest of the app keeps serving.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from .backends import report_name
-from .checkpoint import REPO_ROOT
-from .data import DEFAULT_DATASET
+from .data import DEFAULT_DATASET, LOCAL_DATASET
+from .labels import label_probs
 from .predict import Predictor
 
-LOCAL_DATASET = REPO_ROOT.parent / "shared" / "data" / "fer2013"
-MODES = {"no TTA": "no_tta", "TTA": "tta"}
+MODES = {"no TTA": "no_tta", "TTA": "tta"}  # the report's key for each
+TTA_OF = {"no TTA": "none", "TTA": "10-view"}  # what the evaluator averaged for each (train.evaluate --tta)
 
 
 class DatasetUnavailable(RuntimeError):
@@ -39,12 +40,13 @@ def resolve_dataset(dataset: str | None = None) -> str:
     return str(LOCAL_DATASET) if LOCAL_DATASET.exists() else DEFAULT_DATASET
 
 
-def how_to_get(dataset: str) -> str:
-    return (f"The FER2013 test split could not be loaded from {dataset!r}. To browse test faces, put a copy "
-            f"in {LOCAL_DATASET.relative_to(REPO_ROOT.parent)!s} (beside the repo), e.g. "
-            f"`hf download {DEFAULT_DATASET} --repo-type dataset --local-dir ../shared/data/fer2013`, "
-            "or point env FER_DATASET / `python app.py --dataset` at a local folder, the Kaggle fer2013.csv, "
-            "or a Hub id. The figures above do not need it.")
+def why_unavailable(dataset: str, error: Exception) -> str:
+    """Why the test faces cannot be shown (the load error first), and how to get them."""
+    return (f"Test faces unavailable: the FER2013 test split could not be loaded from {dataset!r} "
+            f"({type(error).__name__}: {str(error)[:300]}). The figures above do not need it. To browse test "
+            "faces, point env FER_DATASET or `python app.py --dataset` at a reachable Hub id, a local folder or "
+            f"the Kaggle fer2013.csv, or put a copy at {LOCAL_DATASET}: `hf download {DEFAULT_DATASET} "
+            f"--repo-type dataset --local-dir {LOCAL_DATASET}`.")
 
 
 class HeldOutSet:
@@ -58,7 +60,8 @@ class HeldOutSet:
         self.report_file = report_name("test", predictor.backend)  # the figures of the backend that serves
         self.report = self._read_report(Path(predictor.folder) / self.report_file)
         self._lock = threading.Lock()
-        self._faces = None  # (images uint8 (N,48,48), labels (N,), probs (N,7))
+        self._faces = None  # (images uint8 (N,48,48), labels (N,))
+        self._probs: dict[str, np.ndarray] = {}  # mode -> (N, 7)
         self._error: str | None = None
 
     @staticmethod
@@ -97,15 +100,6 @@ class HeldOutSet:
         return [[name, round(v["precision"], 4), round(v["recall"], 4), round(v["f1"], 4), int(v["support"])]
                 for name, v in m["per_class"].items()]
 
-    def figure(self, mode: str = "no TTA", normalized: bool = True):
-        from .evaluation import plot_confusion
-
-        m = self.metrics(mode)
-        what = "row-normalized" if normalized else "counts"
-        title = (f"test split, {mode}, {what}\naccuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, "
-                 f"n={m['n']}")
-        return plot_confusion(m, None, normalized=normalized, title=title)
-
     def most_confused(self, mode: str = "no TTA") -> tuple[int, int]:
         """The off-diagonal cell (true, predicted) with the largest row-normalized share."""
         try:
@@ -125,7 +119,7 @@ class HeldOutSet:
     # --- the faces themselves ---
 
     def faces(self, progress=None):
-        """(images, labels, probs) of the test split, loaded and predicted once."""
+        """(images, labels) of the test split, loaded once."""
         with self._lock:
             if self._faces is None:
                 if self._error:
@@ -139,27 +133,38 @@ class HeldOutSet:
                 try:
                     split = load_fer(self.dataset, ("test",), limits={"test": limit}, log=lambda *a: None)["test"]
                 except Exception as e:  # no copy, no network, or not FER2013
-                    self._error = f"{how_to_get(self.dataset)} ({type(e).__name__}: {str(e)[:300]})"
+                    self._error = why_unavailable(self.dataset, e)
                     raise DatasetUnavailable(self._error) from None
-                images = split.images.numpy()
+                self._faces = (split.images.numpy(), split.labels.numpy())
+            return self._faces
+
+    def probs(self, mode: str = "no TTA", progress=None) -> np.ndarray:
+        """The test faces' probabilities as the report's `mode` computes them (TTA: the evaluator's views),
+        predicted once per mode."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        images, _ = self.faces(progress)
+        with self._lock:
+            if mode not in self._probs:
                 probs = np.zeros((len(images), len(self.predictor.labels)), np.float32)
                 step = 512
                 for start in range(0, len(images), step):
                     if progress:
                         progress(0.1 + 0.9 * start / max(len(images), 1),
-                                 f"predicting test faces {start}/{len(images)}")
-                    probs[start:start + step] = self.predictor.classify(images[start:start + step])
-                self._faces = (images, split.labels.numpy(), probs)
-            return self._faces
+                                 f"predicting test faces {start}/{len(images)} ({mode})")
+                    probs[start:start + step] = self.predictor.classify(images[start:start + step], TTA_OF[mode])
+                self._probs[mode] = probs
+            return self._probs[mode]
 
-    def cell(self, true: str, predicted: str, max_faces: int = 12, progress=None) -> dict:
+    def cell(self, true: str, predicted: str, max_faces: int = 12, mode: str = "no TTA", progress=None) -> dict:
         """The `/confusion` answer: test faces of true class `true` that the model predicts as `predicted`."""
         labels = self.predictor.labels
         for name in (true, predicted):
             if name not in labels:
                 raise ValueError(f"unknown class {name!r}; choose one of {', '.join(labels)}")
         t, p = labels.index(true), labels.index(predicted)
-        images, y, probs = self.faces(progress)
+        _, y = self.faces(progress)
+        probs = self.probs(mode, progress)
         pred = probs.argmax(1)
         index = np.nonzero((y == t) & (pred == p))[0]
         order = index[np.argsort(-probs[index, p])]  # most confident first
@@ -171,22 +176,22 @@ class HeldOutSet:
             "count": int(len(index)),
             "row_total": n_true,
             "fraction_of_row": round(len(index) / n_true, 6) if n_true else 0.0,
-            "report_count": self.report_count(t, p),
+            "report_count": self.report_count(t, p, mode),
+            "mode": mode,
             "n_test": int(len(y)),
             "dataset": self.dataset,
             "faces": [{"test_index": int(i), "label": true, "predicted": labels[int(pred[i])],
                        "confidence": round(float(probs[i].max()), 6),
-                       "probabilities": {n: round(float(v), 6) for n, v in zip(labels, probs[i])}}
+                       "probabilities": {n: round(v, 6) for n, v in label_probs(probs[i], labels).items()}}
                       for i in shown],
         }
 
     def face(self, test_index: int) -> np.ndarray:
-        images, _, _ = self.faces()
-        return images[int(test_index)]
+        return self.faces()[0][int(test_index)]
 
     def random_face(self, label: str | None = None, seed: int | None = None, progress=None) -> tuple[np.ndarray, int, str]:
         """A random test face (of class `label`, if given): (face, test index, true label)."""
-        images, y, _ = self.faces(progress)
+        images, y = self.faces(progress)
         labels = self.predictor.labels
         pool = np.arange(len(y)) if not label or label not in labels else np.nonzero(y == labels.index(label))[0]
         if not len(pool):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -35,3 +38,30 @@ def tta_views(x: torch.Tensor) -> list[torch.Tensor]:
     s = max(1, round(TTA_SHIFT * x.shape[-1] / 48))
     crops = [x, shift(x, s, 0), shift(x, -s, 0), shift(x, 0, s), shift(x, 0, -s)]
     return crops + [c.flip(-1) for c in crops]
+
+
+@dataclass(frozen=True)
+class ViewSet:
+    """A test-time augmentation: the views' names (what /predict reports), how to make them, in words."""
+
+    views: tuple[str, ...]
+    make: Callable[[torch.Tensor], list[torch.Tensor]]
+    description: str
+
+
+SHIFTS = ("", " shifted right", " shifted left", " shifted down", " shifted up")
+TTA = {
+    "none": ViewSet(("face",), lambda x: [x], "the face alone"),
+    "flip": ViewSet(("face", "mirrored"), lambda x: [x, x.flip(-1)], "the face and its mirror image"),
+    "10-view": ViewSet(tuple(f"face{s}" for s in SHIFTS) + tuple(f"mirrored{s}" for s in SHIFTS), tta_views,
+                       f"the face and 4 copies shifted by {TTA_SHIFT} px, each also mirrored (10 views)"),
+}
+TTA_ALIASES = {False: "none", True: "10-view", None: "none"}  # the evaluator's --tta switch
+
+
+def tta_name(tta) -> str:
+    """A TTA name from a name or the evaluator's on/off switch; ValueError for an unknown one."""
+    name = TTA_ALIASES.get(tta, tta) if isinstance(tta, (bool, type(None))) else str(tta)
+    if name not in TTA:
+        raise ValueError(f"unknown test-time augmentation {tta!r}; choose one of {', '.join(TTA)}")
+    return name

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from .fer_samples import FER2013, REPO, require_fer2013
+
 EXAMPLES = REPO / "examples"
-FER_DIR = REPO.parent / "shared" / "data" / "fer2013"
+FER_DIR = FER2013  # the name the app tests import
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than a few seconds (a server, a browser, a whole split)")
+
+
+@pytest.fixture(scope="session")
+def fer2013():
+    """The local FER2013 copy, for tests that need it: skips without it, fails under FER_REQUIRE_DATA=1."""
+    return require_fer2013()
 
 
 @pytest.fixture(scope="session")
@@ -34,13 +39,11 @@ def example_faces() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def fer_test_split():
-    """200 real FER2013 test faces from the local copy (skips when it is absent)."""
-    if not FER_DIR.exists():
-        pytest.skip(f"FER2013 is not at {FER_DIR}")
+def fer_test_split(fer2013):
+    """200 real FER2013 test faces from the local copy."""
     from fer_demo.data import load_fer
 
-    return load_fer(str(FER_DIR), ("test",), limits={"test": 200}, log=lambda *a: None)["test"]
+    return load_fer(str(fer2013), ("test",), limits={"test": 200}, log=lambda *a: None)["test"]
 
 
 @pytest.fixture(scope="session")

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import io
+import os
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from fer_demo.data import LOCAL_DATASET as FER2013  # the local copy every data test reads
+
 REPO = Path(__file__).resolve().parent.parent
-FER2013 = (REPO.parent / "shared" / "data" / "fer2013").resolve()
 KAGGLE_USAGE = {"train": "Training", "validation": "PublicTest", "test": "PrivateTest"}
+needs_fer2013 = pytest.mark.usefixtures("fer2013")  # conftest's fixture: require_fer2013 per test
+
+
+def require_fer2013() -> Path:
+    """The local FER2013 copy; skips the calling test when it is absent, or fails it
+    under FER_REQUIRE_DATA=1 (CI), so that a missing copy cannot pass as skipped tests."""
+    if not FER2013.is_dir():
+        reason = f"FER2013 not found at {FER2013}"
+        if os.environ.get("FER_REQUIRE_DATA") == "1":
+            pytest.fail(f"FER_REQUIRE_DATA=1 but {reason}")
+        pytest.skip(reason)
+    return FER2013
 
 
 @lru_cache(maxsize=None)

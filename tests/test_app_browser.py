@@ -7,7 +7,9 @@ that a failure. Screenshots go to the test's tmp folder and tests/artifacts/.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import statistics
 import time
 from pathlib import Path
 
@@ -25,6 +27,10 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 MIN_WEBCAM_FPS = 2.0
+MIN_LIVE_CAM_FPS = 1.0  # a floor for a shared CI machine; bench/latency.py gives the rate (webcam_frame_cam)
+# Deep-blue pixels (the cold end of the jet colour map) in a #live-out frame: without Grad-CAM the astronaut
+# frame has about 0.03% of them, with it about 0.5% (her face's crop square is mostly cold).
+MAX_BLUE_PLAIN, MIN_BLUE_CAM = 0.001, 0.0025
 
 
 def _require_browser():
@@ -142,12 +148,43 @@ def test_explorer_grid_of_seven_maps(page, tmp_path):
     _keep(page, tmp_path, "app_explorer.png")
 
 
-def test_live_webcam_labels_faces_fast_enough(page, tmp_path):
+def _start_webcam(page):
     page.get_by_text("Live webcam").click()
     webcam = page.locator("#live-in")
     webcam.get_by_text("Click to Access Webcam").click()
     webcam.locator("button:visible", has_text="Record").click()
     _label_text(page, "#live-label")  # the fake camera shows the astronaut: a face gets labelled
+
+
+FRAME = """s => {
+  const img = document.querySelector(s);
+  if (!img || !img.complete || !img.naturalWidth) return null;
+  const canvas = document.createElement('canvas');
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  const g = canvas.getContext('2d');
+  g.drawImage(img, 0, 0);
+  const d = g.getImageData(0, 0, canvas.width, canvas.height).data;
+  let blue = 0;
+  for (let k = 0; k < d.length; k += 4) if (d[k + 2] > d[k] + 60 && d[k + 2] > d[k + 1] + 60) blue++;
+  return {src: img.src, blue: blue / (d.length / 4)};
+}"""
+
+
+def _watch_live(page, seconds: float) -> tuple[float, list[float]]:
+    """(new #live-out frames a second, each frame's share of deep-blue pixels) over `seconds`."""
+    shares, last, start = [], None, time.time()
+    while time.time() - start < seconds:
+        frame = page.evaluate(FRAME, "#live-out img")
+        if frame and frame["src"] != last:
+            last = frame["src"]
+            shares.append(frame["blue"])
+        page.wait_for_timeout(30)
+    return len(shares) / (time.time() - start), shares
+
+
+def test_live_webcam_labels_faces_fast_enough(page, tmp_path):
+    _start_webcam(page)
     changes, last, start = 0, None, time.time()
     while time.time() - start < 6.0:
         src = page.get_attribute("#live-out img", "src")
@@ -158,3 +195,85 @@ def test_live_webcam_labels_faces_fast_enough(page, tmp_path):
     print(f"live webcam: {fps:.1f} labelled frames/s")
     _keep(page, tmp_path, "app_webcam.png")
     assert fps >= MIN_WEBCAM_FPS, f"live webcam mode ran at {fps:.1f} labelled frames/s"
+
+
+def test_live_grad_cam_draws_heatmaps_and_keeps_up(page, tmp_path):
+    _start_webcam(page)
+    _, plain = _watch_live(page, 4.0)
+    page.get_by_label("Live Grad-CAM").check()
+    page.wait_for_timeout(1000)  # frames already on their way were drawn without
+    fps, cam = _watch_live(page, 6.0)
+    print(f"live Grad-CAM: {fps:.1f} frames/s; deep-blue share {statistics.median(plain):.4f} without, "
+          f"{statistics.median(cam):.4f} with")
+    _keep(page, tmp_path, "app_webcam_cam.png")
+    assert len(plain) >= 3 and statistics.median(plain) < MAX_BLUE_PLAIN
+    assert statistics.median(cam) > MIN_BLUE_CAM, f"no heatmap on the live frames: {cam}"
+    assert fps >= MIN_LIVE_CAM_FPS, f"live Grad-CAM ran at {fps:.1f} frames/s"
+    page.get_by_label("Live Grad-CAM").uncheck()
+    page.wait_for_timeout(1000)
+    _, again = _watch_live(page, 4.0)
+    assert again and statistics.median(again) < MAX_BLUE_PLAIN  # and off again
+
+
+CELL = """([row, col]) => {
+  const m = document.querySelector('#confusion-matrix');
+  const c = [...m.querySelectorAll('[role=columnheader]')].map(h => h.getAttribute('title')).indexOf(col);
+  const first = [...m.querySelectorAll('[role=gridcell][data-col="0"]')].find(e => e.innerText.trim() === row);
+  return c > 0 && first ? `#confusion-matrix [data-testid="cell-${first.dataset.row}-${c}"]` : null;
+}"""
+CELL_MESSAGE = re.compile(r"(\d+) of the (\d+) test faces labelled (\w+) are predicted (\w+) \(.*; n=(\d+); "
+                          r"(no TTA|TTA), predictions recomputed here; "
+                          r"the report counts (\d+) in all its \d+ test faces\)")
+
+
+ROWS = "() => [...document.querySelectorAll('#confusion-matrix [role=row]')].map(r => r.innerText.trim())"
+
+
+def _matrix_rows(page) -> list[str]:
+    return page.evaluate(ROWS)
+
+
+def _click_cell(page, true: str, predicted: str, mode: str) -> tuple[str, int]:
+    """Click the matrix cell (true, predicted); wait for its faces. Returns (the cell's text, the report count
+    the message gives) after checking the dropdowns, the message and the gallery."""
+    selector = page.evaluate(CELL, [true, predicted])
+    assert selector, f"no cell ({true}, {predicted}) in the matrix: {_matrix_rows(page)}"
+    text = page.inner_text(selector).strip()
+    page.click(selector)
+    page.wait_for_function(
+        "([t, p, mode]) => { const m = document.querySelector('#cell-message')?.innerText || '';"
+        " return m.includes(`labelled ${t} are predicted ${p} `) && m.includes(`; ${mode}, predictions`); }",
+        arg=[true, predicted, mode], timeout=180_000)
+    assert (page.input_value("#cell-true input"), page.input_value("#cell-pred input")) == (true, predicted)
+    message = page.inner_text("#cell-message")
+    match = CELL_MESSAGE.search(message)
+    assert match, message
+    count, total, t, p, n, shown_mode, report_count = match.groups()
+    assert (t, p, shown_mode) == (true, predicted, mode) and int(n) == 300  # FER_TEST_LIMIT of the fixture
+    assert 0 < int(count) <= int(total), message
+    page.wait_for_function(
+        "n => { const imgs = [...document.querySelectorAll('#cell-gallery img')];"
+        " return imgs.length === n && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+        arg=min(12, int(count)))
+    return text, int(report_count)
+
+
+def test_click_a_confusion_cell_to_see_its_faces(page, tmp_path, fer2013):
+    page.get_by_role("tab", name="Test set").click()
+    page.wait_for_selector("#confusion-matrix [role=gridcell]")
+    share, _ = _click_cell(page, "fear", "sad", "no TTA")
+    assert re.fullmatch(r"0\.\d\d", share), share  # the row-normalized view
+    _keep(page, tmp_path, "app_testset.png")
+
+    page.get_by_label("counts").check()
+    page.wait_for_function("s => /^\\d+$/.test(document.querySelector(s)?.innerText.trim() || '')",
+                           arg=page.evaluate(CELL, ["sad", "neutral"]))
+    plain_rows = _matrix_rows(page)
+    count, report_count = _click_cell(page, "sad", "neutral", "no TTA")
+    assert int(count) == report_count  # the table shows the report's counts
+
+    page.get_by_label("TTA", exact=True).check()
+    page.wait_for_function(f"rows => JSON.stringify(({ROWS})()) !== JSON.stringify(rows)", arg=plain_rows)
+    count, report_count = _click_cell(page, "fear", "sad", "TTA")
+    assert int(count) == report_count
+    _keep(page, tmp_path, "app_testset_tta.png")

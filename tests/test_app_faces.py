@@ -1,59 +1,151 @@
-"""fer_demo.faces: Haar detection on real photos and FER2013-style crops."""
+"""Face detection on real photos (YuNet and the Haar fallback), eye-level alignment, FER-like crops."""
 
 from __future__ import annotations
 
+import math
+import urllib.request
+
+import cv2
 import numpy as np
 import pytest
 
-from fer_demo.faces import (FACE_MARGIN, Box, crop_box, crop_face, crop_region, detect_faces, reading_order,
-                            single_face, whole_image_region)
+from fer_demo.detectors import DETECTORS, YUNET_FILE, Box, Detection, HaarDetector, YuNetDetector, open_detector
+from fer_demo.faces import (GEOMETRY, Crop, crop_region, detector_crop, extract, face_crop, reading_order,
+                            single_face, whole_image_crop)
 from fer_demo.images import load_image
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, REPO
+from .fer_samples import needs_fer2013, real_faces
 
 PHOTOS = EXAMPLES / "photos"
+REAL_PHOTOS = REPO / "tests" / "photos"
+# Real photos and how many faces each holds (tests/photos/README.md, examples/README.md).
+FACE_COUNTS = {**{p.name: 1 for p in REAL_PHOTOS.iterdir() if p.suffix in (".jpg", ".jpeg", ".png")},
+               "astronaut.jpg": 1, "grace_hopper.jpg": 1, "group_collage.jpg": 4, "coffee_no_face.jpg": 0}
+
+
+def _photo(name: str) -> np.ndarray:
+    return load_image(REAL_PHOTOS / name if (REAL_PHOTOS / name).is_file() else PHOTOS / name).rgb
+
+
+@pytest.fixture(scope="module")
+def yunet():
+    return YuNetDetector()
 
 
 def _inside(box: Box, x: float, y: float) -> bool:
     return box.x <= x <= box.x + box.w and box.y <= y <= box.y + box.h
 
 
-def test_one_face_in_each_portrait():
-    astronaut = detect_faces(load_image(PHOTOS / "astronaut.jpg").rgb)
-    assert len(astronaut) == 1
-    assert _inside(astronaut[0], 222, 115)  # between Eileen Collins' eyes and mouth
-    assert 70 <= astronaut[0].w <= 140
-    hopper = detect_faces(load_image(PHOTOS / "grace_hopper.jpg").rgb)
-    assert len(hopper) == 1 and _inside(hopper[0], 265, 215)
+@pytest.mark.parametrize("name", sorted(FACE_COUNTS))
+def test_yunet_finds_every_face_and_nothing_else(yunet, name):
+    found = yunet.detect(_photo(name))
+    assert len(found) == FACE_COUNTS[name], [d.box for d in found]
+    for d in found:
+        assert d.landmarks is not None and len(d.landmarks) == 5
+        assert all(_inside(d.box, x, y) for x, y in d.landmarks[:3])  # eyes and nose inside the box
 
 
-def test_group_photo_has_four_faces_one_per_tile():
-    rgb = load_image(PHOTOS / "group_collage.jpg").rgb
-    boxes = reading_order(detect_faces(rgb))
-    assert len(boxes) == 4
+def test_boxes_land_on_the_faces(yunet):
+    (astronaut,) = yunet.detect(_photo("astronaut.jpg"))
+    assert _inside(astronaut.box, 222, 115) and 70 <= astronaut.box.w <= 160  # between her eyes and mouth
+    (hopper,) = yunet.detect(_photo("grace_hopper.jpg"))
+    assert _inside(hopper.box, 265, 215)
+
+
+def test_group_photo_has_four_faces_one_per_tile(yunet):
+    rgb = _photo("group_collage.jpg")
+    found = reading_order(yunet.detect(rgb))
     tile = rgb.shape[1] / 4
-    assert [int((b.x + b.w / 2) // tile) for b in boxes] == [0, 1, 2, 3]
+    assert [int(d.box.centre[0] // tile) for d in found] == [0, 1, 2, 3]
 
 
-def test_no_face_in_coffee():
-    assert detect_faces(load_image(PHOTOS / "coffee_no_face.jpg").rgb) == []
+def test_a_turned_head_is_found_by_yunet_and_missed_by_the_cascade(yunet):
+    """A head turned away (a mirrored, sheared copy of the portrait, turned 30 degrees) defeats the frontal cascade."""
+    rgb = _photo("grace_hopper.jpg")
+    h, w = rgb.shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2.6), 30, 1.0)
+    turned = cv2.warpAffine(rgb, turn, (w, h), borderMode=cv2.BORDER_REFLECT)
+    (found,) = yunet.detect(turned)
+    assert abs(found.eye_angle + 30) < 8  # YuNet's eyes see the 30-degree turn
+    near = [d for d in HaarDetector().detect(turned)
+            if math.dist(d.box.centre, found.box.centre) < found.box.w / 2]
+    assert near == []  # the cascade does not see this face
 
 
-def test_detection_is_scale_invariant_through_the_downscaled_copy():
-    rgb = load_image(PHOTOS / "astronaut.jpg").rgb
-    big = np.kron(rgb, np.ones((3, 3, 1), np.uint8))  # 1536 px: detector sees a 640 px copy
-    (small_box,), (big_box,) = detect_faces(rgb), detect_faces(big)
-    assert abs(big_box.x / 3 - small_box.x) < 12 and abs(big_box.w / 3 - small_box.w) < 15
+def test_detection_is_scale_invariant_through_the_detector_copy(yunet):
+    rgb = _photo("astronaut.jpg")
+    big = np.kron(rgb, np.ones((3, 3, 1), np.uint8))  # 1536 px: the detector sees a 640 px copy
+    (small,), (large,) = yunet.detect(rgb), yunet.detect(big)
+    assert abs(large.box.x / 3 - small.box.x) < 6 and abs(large.box.w / 3 - small.box.w) < 6
 
 
-def test_crop_is_square_gray_48_with_margin():
-    rgb = load_image(PHOTOS / "grace_hopper.jpg").rgb
-    (box,) = detect_faces(rgb)
-    face = crop_face(rgb, box)
-    assert face.shape == (48, 48) and face.dtype == np.uint8 and face.std() > 20
-    region = crop_box(box)
-    assert region.w == region.h == round(box.w * (1 + 2 * FACE_MARGIN))
-    assert abs((region.x + region.w / 2) - (box.x + box.w / 2)) <= 1
+def _eye_angle_in(face: np.ndarray, detector) -> float:
+    """The eye angle YuNet reads in a crop (framed in grey so the detector sees the whole head)."""
+    framed = cv2.copyMakeBorder(face, 80, 80, 80, 80, cv2.BORDER_CONSTANT, value=128)
+    (found,) = detector.detect(np.repeat(framed[..., None], 3, axis=2))
+    return found.eye_angle
+
+
+@pytest.mark.parametrize("name", ["grace_hopper.jpg"])
+@pytest.mark.parametrize("angle", [-20, 20])
+def test_alignment_turns_a_tilted_face_upright(yunet, name, angle):
+    """A portrait turned by `angle` comes out of the aligned crop with level eyes; a plain crop stays tilted."""
+    rgb = _photo(name)
+    (upright,) = yunet.detect(rgb)
+    h, w = rgb.shape[:2]
+    turned = cv2.warpAffine(rgb, cv2.getRotationMatrix2D(upright.box.centre, angle, 1.0), (w, h),
+                            borderMode=cv2.BORDER_REFLECT)
+    (found,) = yunet.detect(turned)
+    crop = detector_crop(found, yunet)
+    assert abs(crop.angle - (upright.eye_angle - angle)) < 8  # the crop turns back by the tilt
+    aligned = _eye_angle_in(extract(turned, crop, 160), yunet)
+    plain = _eye_angle_in(extract(turned, Crop(crop.cx, crop.cy, crop.side, 0.0), 160), yunet)
+    assert abs(aligned) < 10 and abs(plain) > abs(aligned) + 5, (aligned, plain)
+
+
+def test_extract_takes_exactly_the_turned_square():
+    face = np.zeros((48, 48), np.uint8)
+    face[10:20, 5:15] = 255  # a bright block near the top-left of the face
+    canvas = np.zeros((300, 300), np.uint8)
+    crop = Crop(150, 140, 96, 30.0)
+    m = crop.matrix(48)
+    canvas = cv2.warpAffine(face, m, (300, 300), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    back = extract(canvas, crop)
+    assert back[12:18, 7:13].mean() > 200 and back[30:, 30:].mean() < 30
+
+
+def test_face_crop_follows_the_geometry():
+    d = Detection(Box(100, 100, 80, 100), 0.9, ((120, 130), (160, 130), (140, 150), (125, 170), (155, 170)))
+    crop = face_crop(d, GEOMETRY["yunet"])
+    assert crop.side == pytest.approx(100 * GEOMETRY["yunet"].scale)
+    assert crop.angle == pytest.approx(0.0)
+    assert crop.cy == pytest.approx(150 + GEOMETRY["yunet"].down * crop.side)
+    tilted = Detection(d.box, 0.9, ((120, 130), (160, 150), *d.landmarks[2:]))
+    assert face_crop(tilted, GEOMETRY["yunet"]).angle == pytest.approx(math.degrees(math.atan2(20, 40)))
+    assert face_crop(tilted, GEOMETRY["haar"]).side == pytest.approx(100 * GEOMETRY["haar"].scale)
+
+
+def test_every_detector_has_a_crop_geometry():
+    assert set(GEOMETRY) == set(DETECTORS)
+
+
+@pytest.mark.parametrize("content", [None, b"", b"not an onnx model at all" * 100, "truncated"])
+def test_a_missing_or_broken_yunet_file_falls_back_to_the_cascade(tmp_path, content):
+    path = tmp_path / "yunet.onnx"
+    if content == "truncated":
+        path.write_bytes(YUNET_FILE.read_bytes()[:50_000])
+    elif content is not None:
+        path.write_bytes(content)
+    detector, note = open_detector("yunet", path)
+    assert isinstance(detector, HaarDetector)
+    assert "YuNet" in note and "Haar cascade" in note and "\n" not in note
+    assert len(detector.detect(_photo("astronaut.jpg"))) == 1  # and it still finds faces
+
+
+def test_the_shipped_yunet_opens_without_a_note():
+    detector, note = open_detector()
+    assert isinstance(detector, YuNetDetector) and note == ""
 
 
 def test_crop_past_the_border_replicates_edges():
@@ -64,23 +156,62 @@ def test_crop_past_the_border_replicates_edges():
     assert (out[:, :20] == 200).all()  # left of the image: the edge column repeated
 
 
-def test_single_face_for_the_explorer(example_faces):
+def test_single_face_for_the_explorer(example_faces, yunet):
     face48 = next(iter(example_faces.values()))
     rgb = np.repeat(face48[..., None], 3, axis=2)
-    face, how = single_face(rgb)
+    face, how = single_face(rgb, yunet)
     assert np.array_equal(face, face48) and "whole image" in how
-    face, how = single_face(load_image(PHOTOS / "group_collage.jpg").rgb)
+    face, how = single_face(_photo("group_collage.jpg"), yunet)
     assert face.shape == (48, 48) and "largest of 4" in how
-    face, how = single_face(load_image(PHOTOS / "coffee_no_face.jpg").rgb)
+    face, how = single_face(_photo("coffee_no_face.jpg"), yunet)
     assert "no face" in how
 
 
-def test_whole_image_region_is_the_centred_square():
-    assert whole_image_region(np.zeros((400, 600, 3), np.uint8)) == Box(100, 0, 400, 400)
+def test_whole_image_crop_is_the_centred_square():
+    assert whole_image_crop(np.zeros((400, 600, 3), np.uint8)).bounds() == Box(100, 0, 401, 401)
 
 
-@pytest.mark.parametrize("boxes, order", [
-    ([Box(300, 0, 10, 10), Box(0, 0, 50, 50), Box(150, 0, 20, 20)], [1, 2, 0]),
-])
-def test_reading_order(boxes, order):
-    assert reading_order(boxes) == [boxes[i] for i in order]
+def test_reading_order():
+    ds = [Detection(Box(300, 0, 10, 10)), Detection(Box(0, 0, 50, 50)), Detection(Box(150, 0, 20, 20))]
+    assert reading_order(ds) == [ds[1], ds[2], ds[0]]
+
+
+@needs_fer2013
+def test_alignment_levels_turned_fer2013_faces(yunet):
+    """FER2013 faces pasted into photos turned by up to 20 degrees: the crops turn them back to within a few
+    degrees (typically), and come out closer to the original face than unturned crops."""
+    from bench.synthetic_photos import make_photos, match
+
+    faces, _ = real_faces("validation", 60)
+    errors, similar, similar_plain = [], [], []
+    original = lambda i: faces[i].astype(float).ravel()  # noqa: E731
+    for photo in make_photos(faces, 20, seed=3):
+        found = yunet.detect(photo.rgb)
+        for t, b in match(photo.crops, [d.box for d in found]).items():
+            crop = detector_crop(found[b], yunet)
+            errors.append(abs(crop.angle - photo.crops[t].angle))
+            plain = Crop(crop.cx, crop.cy, crop.side, 0.0)
+            for out, c in ((similar, crop), (similar_plain, plain)):
+                out.append(np.corrcoef(extract(photo.rgb, c).astype(float).ravel(), original(photo.faces[t]))[0, 1])
+    assert len(errors) >= 45
+    assert np.median(errors) < 7 and np.percentile(errors, 90) < 15  # FER2013 faces have tilts of their own
+    assert np.median(similar) > 0.45 and np.median(similar) > np.median(similar_plain) + 0.03
+
+
+@pytest.mark.slow
+def test_the_app_with_a_broken_yunet_file_says_so_and_serves_with_the_cascade(tmp_path):
+    from gradio_client import Client, handle_file
+
+    from bench._server import launched_app
+
+    broken = tmp_path / "yunet.onnx"
+    broken.write_bytes(YUNET_FILE.read_bytes()[:30_000])
+    with launched_app(env={"OMP_NUM_THREADS": "1"}, args=["--detector-model", str(broken)], timeout=180) as server:
+        answer = Client(server.url, verbose=False).predict(handle_file(str(PHOTOS / "group_collage.jpg")), False,
+                                                           api_name="/predict")
+        page = urllib.request.urlopen(server.url + "config", timeout=30).read().decode()
+        log = server.log_tail(100_000)
+    assert answer["detector"] == HaarDetector.name and answer["n_faces"] == 4
+    notes = [line for line in log.splitlines() if "YuNet" in line and "Haar cascade" in line]
+    assert len(notes) == 1 and "broken" in notes[0]  # one line at start says what happened
+    assert "Haar cascade" in page  # the UI names the detector that runs, and the note

@@ -100,6 +100,17 @@ def test_huge_images_are_downscaled(tmp_path):
     assert png.rgb.shape[:2] == (1024, 2048)
 
 
+def test_arrays_are_downscaled_too_and_remember_their_size():
+    """A webcam frame arrives as an array; the live stream loads it at the detector's side (640 px)."""
+    rgb = load_image(ASTRONAUT).rgb
+    big = np.kron(rgb, np.ones((3, 2, 1), np.uint8))  # 1536 x 1024 (h x w)
+    img = load_image(big, max_side=640)
+    assert img.rgb.shape == (640, 427, 3) and img.original_size == (1024, 1536)
+    assert img.scale == pytest.approx(640 / 1536, rel=1e-3)
+    assert np.abs(img.rgb.astype(float).mean((0, 1)) - rgb.mean((0, 1))).max() < 2  # the same picture
+    assert load_image(rgb, max_side=640).scale == 1.0  # smaller: untouched
+
+
 def test_decompression_bombs_are_refused():
     with pytest.raises(ImageLoadError, match="megapixels"):
         load_image(_png_header_only(12_000, 6_000))  # 72 MP: over our limit, under PIL's

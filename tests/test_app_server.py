@@ -10,14 +10,18 @@ import urllib.request
 
 import pytest
 
+from fer_demo.backends import report_name
 from fer_demo.checkpoint import SHIPPED_CHECKPOINT
 from fer_demo.images import MAX_FILE_BYTES
 from fer_demo.labels import FER_LABELS
+from fer_demo.predict import DEFAULT_TTA
+from fer_demo.transforms import TTA
 
-from .conftest import EXAMPLES, FER_DIR, REPO
+from .conftest import EXAMPLES, REPO
 
 pytestmark = pytest.mark.slow
 PHOTOS = EXAMPLES / "photos"
+SERVED_REPORT = SHIPPED_CHECKPOINT / report_name("test", "onnx-int8")  # the figures of the backend app.py serves
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +46,33 @@ def _assert_probabilities(face):
 def test_named_endpoints(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/predict", "/explain", "/confusion", "/test_report"} <= set(api)
-    assert [p["parameter_name"] for p in api["/predict"]["parameters"]] == ["photo", "whole_image"]
+    assert "/live_frame" not in api  # the webcam stream's endpoint is undocumented
+    assert [p["parameter_name"] for p in api["/predict"]["parameters"]] == ["photo", "whole_image", "tta"]
+    assert [p["parameter_name"] for p in api["/confusion"]["parameters"]] == ["true", "predicted", "mode"]
 
 
 def test_predict_a_photo_with_a_face(client):
     out = client.predict(_file(PHOTOS / "astronaut.jpg"), False, api_name="/predict")
-    assert out["n_faces"] >= 1 and not out["no_face"]
+    assert out["n_faces"] == 1 and not out["no_face"]
     assert out["backend"] == "onnx-int8"  # the shipped int8 copy serves; Grad-CAM stays in PyTorch
+    assert out["detector"].startswith("YuNet")
+    assert out["tta"] == {"name": DEFAULT_TTA, "views": list(TTA[DEFAULT_TTA].views)}  # app.py's default
     for face in out["faces"]:
         _assert_probabilities(face)
         assert set(face["box"]) == {"x", "y", "w", "h"}
+        assert set(face["crop"]) == {"cx", "cy", "side", "angle"} and len(face["landmarks"]) == 5
+        assert 0.7 <= face["score"] <= 1
+
+
+def test_predict_without_tta_classifies_the_face_alone(client):
+    photo = _file(PHOTOS / "grace_hopper.jpg")
+    default = client.predict(photo, False, api_name="/predict")
+    assert default == {**client.predict(photo, False, True, api_name="/predict"), "seconds": default["seconds"]}
+    alone = client.predict(photo, False, False, api_name="/predict")
+    assert alone["tta"] == {"name": "none", "views": ["face"]}
+    assert [f["box"] for f in alone["faces"]] == [f["box"] for f in default["faces"]]
+    assert [f["probabilities"] for f in alone["faces"]] != [f["probabilities"] for f in default["faces"]]
+    _assert_probabilities(alone["faces"][0])
 
 
 def test_predict_a_group_photo(client):
@@ -117,25 +138,29 @@ def test_explain_a_slow_method_and_a_photo(client):
     assert out["target"] == "happy" and "largest of 4" in out["face_source"]
 
 
-def test_confusion_cell(client):
-    if not FER_DIR.exists():
-        from gradio_client.exceptions import AppError
-
-        with pytest.raises(AppError, match="FER_DATASET"):
-            client.predict("angry", "sad", api_name="/confusion")
-        return
+def test_confusion_cell(client, fer2013):
+    shipped = json.loads(SERVED_REPORT.read_text())
     out = client.predict("happy", "happy", api_name="/confusion")
-    assert out["true"] == out["predicted"] == "happy"
-    shipped_n = json.loads((SHIPPED_CHECKPOINT / "test_report.json").read_text())["n"]
-    assert out["n_test"] == min(300, shipped_n)  # FER_TEST_LIMIT in the fixture, within the report's subset
-    assert 0 <= out["count"] <= out["row_total"] and len(out["faces"]) == min(12, out["count"])
+    assert out["true"] == out["predicted"] == "happy" and out["mode"] == "no TTA"
+    assert out["n_test"] == min(300, shipped["n"])  # FER_TEST_LIMIT in the fixture, within the report's subset
+    assert 0 < out["count"] <= out["row_total"] and len(out["faces"]) == min(12, out["count"])
+    assert out["report_count"] == shipped["no_tta"]["confusion"][3][3]
     for f in out["faces"]:
         assert f["label"] == "happy" and f["predicted"] == "happy"
+    rows = {}
+    for mode in ("no TTA", "TTA"):
+        rows[mode] = [client.predict("fear", p, mode, api_name="/confusion") for p in FER_LABELS]
+        assert {r["mode"] for r in rows[mode]} == {mode}
+        assert sum(r["count"] for r in rows[mode]) == rows[mode][0]["row_total"]  # the row's cells partition it
+        assert [r["report_count"] for r in rows[mode]] == shipped[{"no TTA": "no_tta", "TTA": "tta"}[mode]][
+            "confusion"][2]
+    probabilities = {mode: [f["probabilities"] for r in rows[mode] for f in r["faces"]] for mode in rows}
+    assert probabilities["TTA"] != probabilities["no TTA"]  # the ten views were averaged
 
 
 def test_test_report_is_the_shipped_one(client):
     out = client.predict(api_name="/test_report")
-    shipped = json.loads((SHIPPED_CHECKPOINT / "test_report.onnx-int8.json").read_text())  # the app's backend
+    shipped = json.loads(SERVED_REPORT.read_text())
     assert out["no_tta"]["accuracy"] == shipped["no_tta"]["accuracy"]
     assert out["no_tta"]["confusion"] == shipped["no_tta"]["confusion"]
 

@@ -1,44 +1,104 @@
-"""fer_demo.testset: report figures without the data, and faces per confusion cell with it."""
+"""fer_demo.testset and the Test set tab: report figures without the data, the clickable confusion matrix,
+and faces per confusion cell (recomputed, with and without TTA) with it."""
 
 from __future__ import annotations
 
 import json
 
+import gradio as gr
 import numpy as np
 import pytest
 
 from fer_demo.backends import report_name
 from fer_demo.data import DEFAULT_DATASET
 from fer_demo.labels import FER_LABELS
-from fer_demo.testset import DatasetUnavailable, HeldOutSet, resolve_dataset
+from fer_demo.tab_testset import (CORNER, COUNTS, api_confusion, api_test_report, clicked_cell, matrix_table,
+                                  render_cell, render_figure)
+from fer_demo.testset import MODES, DatasetUnavailable, HeldOutSet, resolve_dataset
 
 from .conftest import FER_DIR
+
+LIMIT = 150  # test faces the data tests load
+
+
+def _silent(*args, **kwargs):
+    return None
 
 
 @pytest.fixture(scope="module")
 def report(predictor):
     path = predictor.folder / report_name("test", predictor.backend)  # the serving backend's figures
-    if not path.is_file():
-        pytest.skip(f"the shipped checkpoint has no {path.name}")
+    assert path.is_file(), f"the shipped checkpoint has no {path.name}"
     return json.loads(path.read_text())
 
 
-def test_figures_come_from_the_shipped_report(predictor, report):
-    held = HeldOutSet(predictor, dataset="/nonexistent/fer2013")  # figures never touch the data
-    rows = held.summary_rows()
-    assert [r[0] for r in rows] == ["no TTA"] + (["TTA"] if "tta" in report else [])
-    assert rows[0][1] == round(report["no_tta"]["accuracy"], 4)
-    assert rows[0][2] == round(report["no_tta"]["macro_f1"], 4)
-    assert rows[0][3] == round(report["no_tta"]["ece"], 4)
-    per_class = held.per_class_rows("no TTA")
+@pytest.fixture(scope="module")
+def no_data(predictor):
+    return HeldOutSet(predictor, dataset="/nonexistent/fer2013")  # figures never touch the data
+
+
+@pytest.fixture(scope="module")
+def held(predictor, fer2013):
+    return HeldOutSet(predictor, dataset=str(fer2013), limit=LIMIT)
+
+
+def test_figures_come_from_the_shipped_report(no_data, report):
+    rows = no_data.summary_rows()
+    assert [r[0] for r in rows] == no_data.modes() == list(MODES)
+    for row, key in zip(rows, ("no_tta", "tta")):
+        m = report[key]
+        assert row[1:] == [round(m["accuracy"], 4), round(m["macro_f1"], 4), round(m["ece"], 4),
+                           round(m["nll"], 4), m["n"]]
+    per_class = no_data.per_class_rows("no TTA")
     assert [r[0] for r in per_class] == list(FER_LABELS)
-    assert sum(r[4] for r in per_class) == report["no_tta"]["n"]
-    fig = held.figure("no TTA", normalized=False)
-    texts = [t.get_text() for t in fig.axes[0].texts]
-    assert texts[:7] == [str(v) for v in report["no_tta"]["confusion"][0]]  # counts, row 0
-    assert "counts" in fig.axes[0].get_title()
-    t, p = held.most_confused()
-    assert t != p
+    assert [r[4] for r in per_class] == [sum(row) for row in report["no_tta"]["confusion"]]
+    t, p = no_data.most_confused()
+    norm = np.asarray(report["no_tta"]["confusion_normalized"])
+    off = norm[~np.eye(7, dtype=bool)]
+    assert t != p and norm[t, p] == off.max()
+    assert api_test_report(no_data) == report
+
+
+def test_no_report_is_a_readable_error(predictor, tmp_path):
+    held = HeldOutSet(predictor, dataset="/nonexistent/fer2013")
+    held.report = None
+    assert held.modes() == [] and held.summary_rows() == []
+    with pytest.raises(gr.Error, match=f"ships no {held.report_file}"):
+        api_test_report(held)
+    assert held.most_confused() == (0, 1)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_the_matrix_table_shows_the_report(no_data, report, mode):
+    m = report[MODES[mode]]
+    counts = matrix_table(no_data, mode, "counts").data
+    assert list(counts.columns) == [CORNER, *FER_LABELS] and list(counts[CORNER]) == list(FER_LABELS)
+    assert counts[list(FER_LABELS)].to_numpy().tolist() == m["confusion"]
+    norm = matrix_table(no_data, mode, COUNTS[0]).data[list(FER_LABELS)].to_numpy()
+    np.testing.assert_allclose(norm, np.round(m["confusion_normalized"], 3))
+    np.testing.assert_allclose(norm.sum(1), 1.0, atol=4e-3)  # rows of shares, rounded to 3 decimals
+    table, per_class = render_figure(no_data, mode, "counts")
+    assert table.data.equals(counts) and per_class == no_data.per_class_rows(mode)
+
+
+def test_the_tta_matrix_differs_from_the_plain_one(no_data):
+    plain, tta = (matrix_table(no_data, mode, "counts").data for mode in MODES)
+    assert not plain.equals(tta)
+
+
+@pytest.mark.parametrize("row, col, expected", [
+    (2, 5, ("fear", "sad")),
+    (0, 7, ("angry", "neutral")),
+    (6, 6, ("neutral", "surprise")),
+    (3, 0, ("happy", "happy")),  # the first column names the true class: its diagonal cell
+])
+def test_a_click_on_the_matrix_picks_its_cell(no_data, row, col, expected):
+    """Through the Dataframe's own round trip, as the browser's click reaches the handler."""
+    with gr.Blocks():
+        matrix = gr.Dataframe(interactive=False)
+    for counts in COUNTS:
+        table = matrix.preprocess(matrix.postprocess(matrix_table(no_data, "no TTA", counts)))
+        assert clicked_cell(table, gr.SelectData(matrix, {"index": [row, col], "value": None})) == expected
 
 
 def test_missing_data_set_says_how_to_get_it(predictor):
@@ -48,6 +108,36 @@ def test_missing_data_set_says_how_to_get_it(predictor):
     assert "hf download" in str(info.value)
     with pytest.raises(DatasetUnavailable):  # remembered: no second slow attempt
         held.random_face("happy")
+    with pytest.raises(gr.Error, match="FER_DATASET"):
+        api_confusion(held, "angry", "sad", "TTA", progress=_silent)
+
+
+def test_unreachable_hub_says_why(predictor, monkeypatch):
+    """A Space without the Hub: the load error comes first, then how to get the faces; tried once."""
+    calls = []
+
+    def offline(*args, **kwargs):  # what load_fer raises under HF_HUB_OFFLINE=1 (tests/test_space.py runs that)
+        calls.append(args)
+        raise ConnectionError(f"Couldn't reach '{DEFAULT_DATASET}' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr("fer_demo.data.load_fer", offline)
+    held = HeldOutSet(predictor, dataset=DEFAULT_DATASET)
+    with pytest.raises(DatasetUnavailable) as info:
+        held.cell("angry", "sad")
+    message = str(info.value)
+    assert message.startswith(f"Test faces unavailable: the FER2013 test split could not be loaded from "
+                              f"'{DEFAULT_DATASET}' (ConnectionError: Couldn't reach")
+    assert "The figures above do not need it" in message and "FER_DATASET" in message
+    assert len(message) < 1000  # the UI shows up to 1,000 characters
+    with pytest.raises(DatasetUnavailable, match="OfflineModeIsEnabled"):
+        held.random_face()
+    assert len(calls) == 1
+
+
+def test_a_space_reads_the_hub_copy(monkeypatch, tmp_path):
+    monkeypatch.delenv("FER_DATASET", raising=False)
+    monkeypatch.setattr("fer_demo.testset.LOCAL_DATASET", tmp_path / "no-local-copy")
+    assert resolve_dataset(None) == DEFAULT_DATASET
 
 
 def test_dataset_resolution(monkeypatch):
@@ -58,20 +148,22 @@ def test_dataset_resolution(monkeypatch):
     assert resolve_dataset(None) == (str(FER_DIR) if FER_DIR.exists() else DEFAULT_DATASET)
 
 
-@pytest.mark.skipif(not FER_DIR.exists(), reason=f"FER2013 is not at {FER_DIR}")
-def test_cells_partition_the_loaded_test_faces(predictor):
-    held = HeldOutSet(predictor, dataset=str(FER_DIR), limit=150)
+@pytest.mark.parametrize("mode", list(MODES))
+def test_cells_partition_the_loaded_test_faces(held, predictor, mode):
     calls = []
-    cells = {(t, p): held.cell(t, p, max_faces=3, progress=lambda f, d: calls.append(d))
+    cells = {(t, p): held.cell(t, p, max_faces=3, mode=mode, progress=lambda f, d: calls.append(d))
              for t in FER_LABELS for p in FER_LABELS}
     first = next(iter(cells.values()))
-    assert first["n_test"] == 150 and calls, "loading should report progress"
-    assert sum(c["count"] for c in cells.values()) == 150
+    assert first["n_test"] == LIMIT and first["mode"] == mode
+    assert sum(c["count"] for c in cells.values()) == LIMIT
     for t in FER_LABELS:
         assert sum(cells[t, p]["count"] for p in FER_LABELS) == cells[t, t]["row_total"]
-    images, labels, probs = held.faces()
+    images, labels = held.faces()
+    probs = held.probs(mode)
+    assert images.shape == (LIMIT, 48, 48) and labels.shape == (LIMIT,) and probs.shape == (LIMIT, 7)
     for (t, p), c in cells.items():
         assert len(c["faces"]) == min(3, c["count"])
+        assert c["fraction_of_row"] == pytest.approx(c["count"] / c["row_total"], abs=1e-6)
         for f in c["faces"]:
             i = f["test_index"]
             assert FER_LABELS[labels[i]] == t and FER_LABELS[int(probs[i].argmax())] == p == f["predicted"]
@@ -82,3 +174,47 @@ def test_cells_partition_the_loaded_test_faces(predictor):
     assert face.shape == (48, 48) and true == "surprise" and np.array_equal(face, images[index])
     with pytest.raises(ValueError, match="unknown class"):
         held.cell("bored", "sad")
+
+
+def test_tta_mode_averages_the_evaluators_ten_views(held, predictor):
+    images, _ = held.faces()
+    np.testing.assert_allclose(held.probs("TTA"), predictor.classify(images, "10-view"), atol=1e-5)
+    np.testing.assert_allclose(held.probs("no TTA"), predictor.classify(images, "none"), atol=1e-5)
+    assert (held.probs("TTA").argmax(1) != held.probs("no TTA").argmax(1)).any()
+    with pytest.raises(ValueError, match="unknown mode"):
+        held.probs("flip")
+
+
+def test_api_confusion_and_its_rendering(held, predictor):
+    for mode in MODES:
+        out = api_confusion(held, "happy", "happy", mode, progress=_silent)
+        assert out["mode"] == mode and out["true"] == out["predicted"] == "happy"
+        assert out["report_count"] == held.report_count(3, 3, mode)
+        message, gallery = render_cell(predictor, held, out)
+        assert f"**{out['count']}** of the {out['row_total']} test faces labelled **happy** are predicted " \
+               f"**happy**" in message
+        assert f"n={LIMIT}; {mode}, predictions recomputed here" in message
+        assert len(gallery) == len(out["faces"]) == min(12, out["count"]) > 0
+        for (pair, caption), f in zip(gallery, out["faces"]):
+            assert pair.shape == (128, 256, 3) and caption.startswith(f"#{f['test_index']}: happy ")
+            face, cam = pair[:, :128].astype(int), pair[:, 128:].astype(int)
+            assert (face[..., 0] == face[..., 2]).all() and np.abs(cam[..., 0] - cam[..., 2]).mean() > 10
+    with pytest.raises(gr.Error, match="unknown class"):
+        api_confusion(held, "bored", "sad", progress=_silent)
+    with pytest.raises(gr.Error, match="unknown mode"):
+        api_confusion(held, "happy", "sad", "flip", progress=_silent)
+    assert render_cell(predictor, held, None) == ("", None)
+
+
+@pytest.mark.slow
+def test_recomputed_tta_cells_reproduce_the_shipped_report(predictor, fer2013, report):
+    """Over the whole split, the tab's recomputed TTA cells give the report's TTA confusion matrix (the evaluator's
+    ten views): a few faces may differ, no more. (Without TTA: test_app_predict.py, through the Predictor.)"""
+    mode = "TTA"
+    held = HeldOutSet(predictor, dataset=str(fer2013))
+    cells = [[held.cell(t, p, max_faces=0, mode=mode)["count"] for p in FER_LABELS] for t in FER_LABELS]
+    shipped = np.asarray(report[MODES[mode]]["confusion"])
+    assert held.cell("angry", "angry", max_faces=0, mode=mode)["n_test"] == report["n"] == shipped.sum()
+    assert np.abs(np.asarray(cells) - shipped).sum() <= 2 * 7  # each moved face counts twice
+    accuracy = np.trace(cells) / report["n"]
+    assert accuracy == pytest.approx(report[MODES[mode]]["accuracy"], abs=0.002)

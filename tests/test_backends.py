@@ -12,8 +12,6 @@ from fer_demo import checkpoint as ckpt
 from fer_demo.backends import DIGEST_KEY, INT8_FILE, open_int8
 from fer_demo.predict import Predictor
 
-from .conftest import FER_DIR
-
 SHIPPED = ckpt.SHIPPED_CHECKPOINT
 needs_int8 = pytest.mark.skipif(not (SHIPPED / INT8_FILE).is_file(), reason=f"no shipped {INT8_FILE}")
 
@@ -70,12 +68,11 @@ def test_stale_or_broken_int8_model_is_never_used(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not FER_DIR.exists(), reason=f"FER2013 is not at {FER_DIR}")
-def test_quantize_then_evaluate_with_the_int8_backend(tmp_path, capsys, fer_test_split, torch_predictor):
+def test_quantize_then_evaluate_with_the_int8_backend(tmp_path, capsys, fer2013, fer_test_split, torch_predictor):
     from train import evaluate, quantize
 
     folder = _copy_weights(tmp_path / "ckpt")
-    assert quantize.main([str(folder), "--dataset", str(FER_DIR), "--faces", "128"]) == 0
+    assert quantize.main([str(folder), "--dataset", str(fer2013), "--faces", "128"]) == 0
     assert "128 validation faces" in capsys.readouterr().out
     meta = open_int8(folder).metadata
     assert meta["fer_demo.calibration_faces"] == "128" and len(meta[DIGEST_KEY]) == 64
@@ -84,7 +81,7 @@ def test_quantize_then_evaluate_with_the_int8_backend(tmp_path, capsys, fer_test
     int8 = Predictor(folder, backend="onnx-int8").classify(faces)
     assert (int8.argmax(1) == torch_predictor.classify(faces).argmax(1)).mean() >= 0.95
 
-    assert evaluate.main(["--checkpoint", str(folder), "--dataset", str(FER_DIR), "--limit", "200",
+    assert evaluate.main(["--checkpoint", str(folder), "--dataset", str(fer2013), "--limit", "200",
                           "--backend", "onnx-int8", "--out", str(tmp_path / "out")]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     report = json.loads((tmp_path / "out" / "test_report.onnx-int8.json").read_text())

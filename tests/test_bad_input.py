@@ -1,11 +1,12 @@
 """Hostile and odd uploads against the running app: each gets a clear answer, and the app keeps serving.
 
 Sent through gradio_client to app.py (the `app_server` fixture), like any API
-user would, except where a client cannot send the case (then the event handler
-is called directly). The loader itself is tested in test_app_images.py (modes
-given as PIL images, header-only bombs, truncated JPEG, EXIF shape); the server
-tests already send a .txt file, a truncated JPEG and an over-limit upload
-(test_app_server.py). Here: the same kinds of files as real uploads, end to end.
+user would, except where a client cannot send the case (then the tab's handler
+is called directly, with the shared Predictor). The loader itself is tested in
+test_app_images.py (modes given as PIL images, header-only bombs, truncated
+JPEG, EXIF shape); the server tests already send a .txt file, a truncated JPEG
+and an over-limit upload (test_app_server.py). Here: the same kinds of files as
+real uploads, end to end.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_demo.faces import MAX_FACES, MAX_FACES_CLASSIFIED, detect_faces
+from fer_demo.detectors import open_detector
+from fer_demo.faces import MAX_FACES, MAX_FACES_CLASSIFIED
 from fer_demo.images import load_image
 from fer_demo.labels import FER_LABELS
+from fer_demo.tab_explorer import api_explain
+from fer_demo.tab_predict import api_predict, label_frame
 
 from .conftest import EXAMPLES
 from .test_app_images import _png_header_only
@@ -69,7 +73,10 @@ def _refused(client, path, pattern, api_name="/predict", *args):
 def _face_crop_of(photo) -> Image.Image:
     """The square around the one detected face of `photo`, 1.8 x its box: a tile for a crowd."""
     rgb = load_image(photo).rgb
-    (b,) = detect_faces(rgb)
+    detector, note = open_detector()
+    assert note == ""
+    (found,) = detector.detect(rgb)
+    b = found.box
     cx, cy, s = b.x + b.w / 2, b.y + b.h / 2, 1.8 * b.w
     return Image.fromarray(rgb).crop((round(cx - s / 2), round(cy - s / 2), round(cx + s / 2), round(cy + s / 2)))
 
@@ -262,15 +269,18 @@ def test_explorer_refuses_a_non_image(client, tmp_path):
     _refused(client, path, "not an image we can read", "/explain", "GradCAM", "layer3", "predicted", False)
 
 
-@pytest.fixture(scope="module")
-def handlers(predictor):
-    """The app's event functions by api_name, for what a client cannot send (gradio validates choices)."""
-    from fer_demo.testset import HeldOutSet
-    from fer_demo.ui import build_app
+# --- the Test set tab's choices ---------------------------------------------------------------------
 
-    demo = build_app(predictor, HeldOutSet(predictor, dataset="/nonexistent"))
-    return {fn.api_name: fn.fn for fn in demo.fns.values() if fn.api_name}
+def test_confusion_refuses_unknown_classes_and_modes(client):
+    from gradio_client.exceptions import AppError
 
+    with pytest.raises(AppError, match="'flip'.*is not in the list of choices"):
+        client.predict("angry", "sad", "flip", api_name="/confusion")
+    with pytest.raises(AppError, match="bored is not in the list of choices"):
+        client.predict("bored", "sad", api_name="/confusion")
+
+
+# --- what a client cannot send: the tabs' handlers, called directly ----------------------------------
 
 @pytest.mark.parametrize("method, layer, target, pattern", [
     ("GradCAM", "layer3", 7, "unknown target class 7"),
@@ -279,23 +289,45 @@ def handlers(predictor):
     ("MagicCAM", "layer3", "predicted", "unknown method 'MagicCAM'"),
     ("GradCAM", "conv1", "predicted", "unknown layer 'conv1'"),
 ])
-def test_explain_handler_checks_its_arguments(handlers, method, layer, target, pattern):
-    explain = handlers["explain"]
+def test_explain_handler_checks_its_arguments(predictor, method, layer, target, pattern):
+    def explain():
+        return api_explain(predictor, str(FACE), method, layer, target, False, progress=lambda *a, **k: None)
+
     if pattern is None:
-        out = explain(str(FACE), method, layer, target, False, progress=lambda *a, **k: None)
+        out = explain()
         assert out["target"] == out["predicted"] and len(out["maps"]) == 1
         return
     with pytest.raises(gr.Error, match=pattern):
-        explain(str(FACE), method, layer, target, False, progress=lambda *a, **k: None)
+        explain()
 
 
-def test_live_frame_handler_survives_odd_frames(handlers):
-    live = handlers["live_frame"]
-    for frame in (None, np.zeros((0, 0, 3), np.uint8), np.zeros((1, 1, 3), np.uint8),
-                  np.zeros((48, 48, 2), np.uint8), np.full((480, 640, 3), 0.5, np.float32)):
-        boxed, label = live(frame)  # never raises
+def test_explain_handler_refuses_a_missing_face(predictor):
+    with pytest.raises(gr.Error, match="No face image was given"):
+        api_explain(predictor, None, progress=lambda *a, **k: None)
+
+
+def test_predict_handler_refuses_what_a_client_cannot_send(predictor, tmp_path):
+    with pytest.raises(gr.Error, match="No image was given"):
+        api_predict(predictor, None)
+    folder = tmp_path / "photo.jpg"
+    folder.mkdir()  # a path, but not a file
+    with pytest.raises(gr.Error, match="does not exist") as info:
+        api_predict(predictor, str(folder))
+    assert "Traceback" not in str(info.value) and str(tmp_path) not in str(info.value)
+
+
+ODD_FRAMES = [None, np.zeros((0, 0, 3), np.uint8), np.zeros((1, 1, 3), np.uint8), np.zeros((48, 48, 2), np.uint8),
+              np.full((480, 640, 3), 0.5, np.float32), np.zeros((480, 640, 4), np.uint8),
+              np.full((2000, 3000, 3), 128, np.uint8)]
+
+
+@pytest.mark.parametrize("show_cam", [False, True])
+def test_live_frame_handler_survives_odd_frames(predictor, show_cam):
+    for frame in ODD_FRAMES:
+        boxed, label = label_frame(predictor, frame, show_cam)  # never raises
         assert label is None or set(label) == set(FER_LABELS)
-    boxed, label = live(np.asarray(Image.open(ASTRONAUT)))
+        assert boxed is None or (boxed.ndim == 3 and boxed.shape[2] == 3 and boxed.dtype == np.uint8)
+    boxed, label = label_frame(predictor, np.asarray(Image.open(ASTRONAUT)), show_cam)
     assert boxed.shape == (512, 512, 3) and set(label) == set(FER_LABELS)
 
 

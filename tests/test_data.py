@@ -7,10 +7,10 @@ import torch
 from fer_demo.data import DataError, load_fer
 from fer_demo.labels import FER_LABELS
 
-from .fer_samples import (FER2013, kaggle_rows, png_bytes, real_faces, write_kaggle_csv, write_parquet_cells,
-                          write_parquet_split)
+from .fer_samples import (FER2013, kaggle_rows, needs_fer2013, png_bytes, real_faces, write_kaggle_csv,
+                          write_parquet_cells, write_parquet_split)
 
-pytestmark = pytest.mark.skipif(not FER2013.is_dir(), reason=f"FER2013 not found at {FER2013}")
+pytestmark = needs_fer2013  # every test here reads real faces
 
 
 def test_local_hub_layout_loads_as_uint8_tensors():
@@ -65,15 +65,22 @@ def test_pixel_string_of_wrong_length(tmp_path):
 
 
 def test_undecodable_image(tmp_path):
-    from datasets import ClassLabel, Dataset, Features
-    from datasets import Image as ImageFeature
-
     images, labels = real_faces("test", 4)
     cells = [{"bytes": b"\x89PNG broken", "path": "PrivateTest_bad.png"} if i == 1 else
              {"bytes": png_bytes(im), "path": None}
              for i, im in enumerate(images)]
     write_parquet_cells(tmp_path, "test", cells, labels.tolist(), FER_LABELS)
     with pytest.raises(DataError, match=r"row 1, column 'image': undecodable image PrivateTest_bad.png"):
+        load_fer(str(tmp_path), ("test",))
+
+
+def test_no_label_value_in_classlabel_is_an_error_not_a_class(tmp_path):
+    """ClassLabel's -1 ("no label") must not be read as a class by negative indexing."""
+    images, labels = real_faces("test", 6)
+    cells = [{"bytes": png_bytes(im), "path": None} for im in images]
+    write_parquet_cells(tmp_path, "test", cells, [*labels[:4].tolist(), -1, int(labels[5])], list(FER_LABELS))
+    with pytest.raises(DataError, match=r"split 'test', row 4, column 'label': unknown class -1 \(a ClassLabel's "
+                                        r"'no label'\); expected an integer 0-6"):
         load_fer(str(tmp_path), ("test",))
 
 

@@ -5,12 +5,11 @@ import json
 import pytest
 import torch
 
-from fer_demo import checkpoint as ckpt
 from fer_demo.evaluation import classification_metrics, expected_calibration_error
 from fer_demo.labels import FER_LABELS
 from train.evaluate import main as evaluate_main
 
-from .fer_samples import FER2013, kaggle_rows, real_faces, write_kaggle_csv, write_parquet_split
+from .fer_samples import FER2013, kaggle_rows, needs_fer2013, real_faces, write_kaggle_csv, write_parquet_split
 
 
 def _probs(preds, confidence):
@@ -45,16 +44,12 @@ def test_expected_calibration_error_by_hand():
     assert expected_calibration_error(probs, labels) == pytest.approx(0.1, abs=1e-6)
 
 
-needs_data = pytest.mark.skipif(not FER2013.is_dir() or not (ckpt.SHIPPED_CHECKPOINT / "model.safetensors").is_file(),
-                                reason="needs FER2013 and the shipped checkpoint")
-
-
 def _evaluate(capsys, *args):
     assert evaluate_main(list(args)) == 0
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
-@needs_data
+@needs_fer2013
 def test_evaluator_last_line_and_report(tmp_path, capsys):
     line = _evaluate(capsys, "--dataset", str(FER2013), "--split", "test", "--limit", "150", "--tta",
                      "--out", str(tmp_path))
@@ -68,7 +63,7 @@ def test_evaluator_last_line_and_report(tmp_path, capsys):
     assert (tmp_path / "test_confusion.png").stat().st_size > 1000
 
 
-@needs_data
+@needs_fer2013
 def test_same_accuracy_from_parquet_reordered_labels_and_kaggle_csv(tmp_path, capsys):
     images, labels = real_faces("test", 200)
     hub = tmp_path / "hub"

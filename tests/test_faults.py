@@ -15,13 +15,13 @@ from safetensors.torch import load_file
 from fer_demo import checkpoint as ckpt
 from train.train import main as train_main
 
-from .fer_samples import FER2013, REPO
+from .fer_samples import FER2013, REPO, needs_fer2013
 
-pytestmark = pytest.mark.skipif(not FER2013.is_dir(), reason=f"FER2013 not found at {FER2013}")
 RUN = ["--dataset", str(FER2013), "--limit-train", "768", "--limit-eval", "64", "--batch-size", "32",
-       "--epochs", "2", "--no-test", "--ema", "0.9"]
+       "--epochs", "2", "--ema", "0.9"]
 
 
+@needs_fer2013
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "train.train", *RUN, "--out", str(killed)], cwd=REPO,
@@ -113,12 +113,13 @@ def test_a_failing_save_is_a_clear_error_and_keeps_the_previous_checkpoint(good_
     assert [p.name for p in tmp_path.iterdir()] == ["kept"]  # no temp folder left behind
 
 
+@needs_fer2013
 def test_trainer_reports_a_failing_save(tmp_path, monkeypatch, capsys):
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(ckpt, "save_file", read_only)
     code = train_main(["--dataset", str(FER2013), "--limit-train", "64", "--limit-eval", "32", "--batch-size", "32",
-                       "--epochs", "1", "--no-test", "--out", str(tmp_path / "run")])
+                       "--epochs", "1", "--out", str(tmp_path / "run")])
     assert code == 2
     assert "Read-only file system" in capsys.readouterr().err

@@ -8,7 +8,8 @@ from pathlib import Path
 from fer_demo import checkpoint as ckpt
 from fer_demo.backends import backend_suffix, load_classifier, report_name
 from fer_demo.data import load_fer
-from fer_demo.evaluation import classification_metrics, plot_confusion, predict_probs
+from fer_demo.evaluation import classification_metrics, plot_confusion
+from fer_demo.predict import predict_probs
 
 
 def evaluate_and_report(checkpoint, dataset: str, split: str = "test", revision=None, limit=None,

@@ -3,9 +3,14 @@
     python -m train.train --dataset ../shared/data/fer2013 --epochs 30 --out runs/r18
     torchrun --nproc_per_node 4 -m train.train --dataset Aaryan333/fer2013_train_publicTest_privateTest ...
 
-The run folder gets `best/` (selected on the validation split only), `last/`
-(resumable: optimizer, step, RNG, EMA), `metrics.jsonl`, `curves.png`, and the
-test-split report of `best/` at the end.
+The run folder gets `best/` (the epoch and raw-or-EMA weights chosen on the
+validation split only), `last/` (resumable: optimizer, step, RNG, EMA),
+`metrics.jsonl` and `curves.png`. The test split plays no part in a run: score
+the chosen checkpoint on it once, afterwards,
+
+    python -m train.evaluate --checkpoint runs/r18 --dataset ../shared/data/fer2013 --split test --tta
+
+(`--test` does the same at the end of a run, for one-off smoke runs.)
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import random
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,8 +38,9 @@ from tqdm import tqdm
 
 from fer_demo import checkpoint as ckpt
 from fer_demo.augment import AugmentConfig, augment_batch
-from fer_demo.data import DEFAULT_DATASET, DataError, dataset_revision, fer_splits, load_raw
-from fer_demo.evaluation import autocast_for, classification_metrics, predict_probs
+from fer_demo.data import DEFAULT_DATASET, DataError, FaceSplit, dataset_revision, fer_splits, load_raw
+from fer_demo.evaluation import classification_metrics
+from fer_demo.predict import autocast_for, predict_probs
 from fer_demo.labels import FER_LABELS, NUM_CLASSES
 from fer_demo.model import STEMS, create_fer_model
 from fer_demo.transforms import FER_MEAN, FER_STD, to_model_input
@@ -80,7 +88,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     a("--max-steps", type=int, default=None, help="stop after this many optimizer steps (tests)")
     a("--out", default=None, help="run folder (default runs/<model>-<stem>; with --resume, the resumed one)")
     a("--resume", default=None, help="a run folder (or its last/) to continue exactly")
-    a("--no-test", action="store_true", help="skip the final test-split evaluation")
+    a("--test", action="store_true", help="score best/ on the test split at the end (default: off; "
+      "score it once, separately, with python -m train.evaluate)")
+    a("--no-test", action="store_true", help=argparse.SUPPRESS)  # the old default's opt-out: now a no-op
     a("--workers-threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     return p.parse_args(argv)
 
@@ -104,12 +114,13 @@ def setup_distributed():
     return 0, 1, torch.device("cpu")
 
 
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def amp_context(mode: str, device: torch.device):
-    if mode == "off":
-        return torch.autocast(device.type, enabled=False)
     if mode == "auto":
         return autocast_for(device)
-    return torch.autocast(device.type, dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
+    return torch.autocast(device.type, dtype=AMP_DTYPES.get(mode), enabled=mode in AMP_DTYPES)
 
 
 def lr_at(step: int, total: int, warmup: int, peak: float, sched: str) -> float:
@@ -177,6 +188,98 @@ def checkpoint_config(args, dataset_rev: str, metrics: dict | None, epoch: int, 
 
 # ------------------------------------------------------------------ run ---
 
+# Options of one invocation rather than of the run: `--resume` takes them from its own command line.
+PER_INVOCATION = ("resume", "max_steps", "test", "no_test", "workers_threads")
+
+
+@dataclass
+class Progress:
+    """What `last/`'s training state keeps besides weights, optimizer and RNGs."""
+
+    step: int = 0
+    best_score: float = -1.0
+    stale: int = 0
+    history: list = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """Everything built once per run: data on the device, model, EMA, optimizer and schedule."""
+
+    args: argparse.Namespace
+    rank: int
+    world: int
+    device: torch.device
+    log: Callable
+    train_set: FaceSplit
+    train_x: torch.Tensor  # train_set's faces and labels on the device
+    train_y: torch.Tensor
+    val_set: FaceSplit
+    dataset_rev: str
+    model: torch.nn.Module
+    ema: ModelEmaV3 | None
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    mixup: Mixup | None
+    class_weights: torch.Tensor | None
+    aug_cfg: AugmentConfig | None
+    aug_gen: torch.Generator
+    steps_per_epoch: int
+    train_model: torch.nn.Module | None = None  # the model, or its DDP wrapper
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def out(self) -> Path:
+        return Path(self.args.out)
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.args.epochs
+
+    @property
+    def max_steps(self) -> int:
+        return min(self.total_steps, self.args.max_steps or self.total_steps)
+
+    @property
+    def warmup_steps(self) -> int:
+        return int(self.args.warmup_epochs * self.steps_per_epoch)
+
+    @property
+    def eval_config(self) -> dict:
+        """What predict_probs needs of a checkpoint config: input size, mean and std."""
+        return checkpoint_config(self.args, self.dataset_rev, None, 0, 0)
+
+    def candidates(self) -> dict[str, torch.nn.Module]:
+        """The weights that compete for best/ each epoch: raw and, when kept, their EMA."""
+        return {"raw": self.model} | ({"ema": self.ema.module} if self.ema is not None else {})
+
+
+class Interrupt:
+    """Ctrl-C on rank 0: the first asks training to stop after the current step and save a
+    resumable `last/`; a second one aborts at once. A context manager that restores the old handler."""
+
+    def __init__(self, active: bool, log: Callable):
+        self.active, self.log, self.requested, self._previous = active, log, False, None
+
+    def __enter__(self) -> "Interrupt":
+        if self.active:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.log("\ninterrupt: saving a resumable checkpoint after this step (Ctrl-C again to abort)")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -186,208 +289,294 @@ def main(argv=None) -> int:
         return 2
 
 
-def train(args) -> int:  # noqa: C901 - one readable loop, nanoGPT style
+def train(args) -> int:
+    """Build, optionally resume, train epoch by epoch choosing on validation; 130 after Ctrl-C."""
     rank, world, device = setup_distributed()
-    master = rank == 0
-    log = print if master else (lambda *a, **k: None)
-    if args.workers_threads:
-        torch.set_num_threads(args.workers_threads)
+    log = print if rank == 0 else (lambda *a, **k: None)
+    try:
+        args, resume_from = resumed_args(args)
+        run = build_run(args, rank, world, device, log)
+        progress = restore(run, resume_from) if resume_from is not None else Progress()
+        run.out.mkdir(parents=True, exist_ok=True)
+        run.train_model = ddp_wrap(run.model, world, device)
+        with Interrupt(run.master, log) as interrupt:
+            fit(run, progress, interrupt)
+            if interrupt.requested or stopped_mid_epoch(run, progress):
+                save_last(run, progress, progress.step // run.steps_per_epoch)
+                log(f"saved a resumable checkpoint at step {progress.step} to {run.out / 'last'}; "
+                    f"continue with --resume {run.out}")
+                return 130 if interrupt.requested else 0
+        if run.master:
+            finish(run, progress)
+        return 0
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+def resumed_args(args) -> tuple[argparse.Namespace, Path | None]:
+    """With --resume: the run's saved arguments (and the folder to resume from); else `args` as given."""
     resume_from = None
     if args.resume:
         resume_from = find_resumable(Path(args.resume))
-        saved_args = ckpt.read_config(resume_from)["train_args"]
-        for key in ("resume", "max_steps", "no_test", "workers_threads"):
-            saved_args[key] = getattr(args, key)
-        saved_args["out"] = args.out or str(resume_from.parent)
-        args = argparse.Namespace(**saved_args)
+        saved = ckpt.read_config(resume_from)["train_args"]
+        saved.update({key: getattr(args, key) for key in PER_INVOCATION})
+        saved["out"] = args.out or str(resume_from.parent)
+        args = argparse.Namespace(**saved)
     args.out = args.out or f"runs/{args.model}-{args.stem}"
-    out = Path(args.out)
+    return args, resume_from
 
+
+def build_run(args, rank: int, world: int, device: torch.device, log: Callable) -> Run:
+    if args.workers_threads:
+        torch.set_num_threads(args.workers_threads)
     torch.manual_seed(args.seed + rank)
     random.seed(args.seed + rank)
     np.random.seed(args.seed + rank)
-
-    # data: decoded once into uint8 tensors, moved to the device once
-    limits = {"train": args.limit_train, "validation": args.limit_eval}
-    raw = load_raw(args.dataset, args.revision)
-    splits = fer_splits(raw, args.dataset, ("train", "validation"), limits, args.seed, log=log)
-    train_set, val_set = splits["train"], splits["validation"]
-    rev = dataset_revision(raw)
+    train_set, val_set, rev = load_splits(args, log)
     log(f"data: {len(train_set)} train / {len(val_set)} validation faces from {args.dataset!r}; "
         f"device {device}, {world} process(es)")
-    train_x, train_y = train_set.images.to(device), train_set.labels.to(device)
-
-    model = create_fer_model(args.model, args.stem, args.pretrained, args.pretrained_file, args.drop).to(device)
-    memory_format = torch.contiguous_format if args.no_channels_last else torch.channels_last
-    if getattr(args, "init_checkpoint", None):
-        init, _ = ckpt.load_model(args.init_checkpoint, device)
-        model.load_state_dict(init.state_dict())
-        log(f"initialised from {ckpt.resolve(args.init_checkpoint)}")
-    model = model.to(memory_format=memory_format)
-    ema = ModelEmaV3(model, decay=args.ema) if args.ema > 0 else None
-    optimizer = create_optimizer_v2(model, opt="sgd" if args.opt == "sgd" else "adamw", lr=args.lr,
-                                    weight_decay=args.weight_decay, momentum=args.momentum)
-    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16" or (
-        args.amp == "auto" and device.type == "cuda" and not torch.cuda.is_bf16_supported()))
-    mixup = Mixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, label_smoothing=args.label_smoothing,
-                  num_classes=NUM_CLASSES) if (args.mixup > 0 or args.cutmix > 0) else None
-    counts = train_set.class_counts().double()
-    class_weights = ((counts.sum() / (NUM_CLASSES * counts.clamp(min=1))).float().to(device)
-                     if args.class_balance == "loss" else None)
-    aug_cfg = AugmentConfig() if args.aug == "fer" else None
-    aug_gen = torch.Generator().manual_seed(args.seed * 7 + rank)
-
     steps_per_epoch = len(train_set) // (args.batch_size * world)
     if steps_per_epoch == 0:
         raise ValueError(f"--batch-size {args.batch_size} x {world} is larger than the {len(train_set)} train faces")
-    total_steps = steps_per_epoch * args.epochs
-    warmup = int(args.warmup_epochs * steps_per_epoch)
-    step, best_score, stale, history = 0, -1.0, 0, []
+    model = build_model(args, device, log)
+    counts = train_set.class_counts().double()
+    return Run(
+        args=args, rank=rank, world=world, device=device, log=log,
+        # decoded once into uint8 tensors, moved to the device once
+        train_set=train_set, train_x=train_set.images.to(device), train_y=train_set.labels.to(device),
+        val_set=val_set, dataset_rev=rev, model=model,
+        ema=ModelEmaV3(model, decay=args.ema) if args.ema > 0 else None,
+        optimizer=create_optimizer_v2(model, opt="sgd" if args.opt == "sgd" else "adamw", lr=args.lr,
+                                      weight_decay=args.weight_decay, momentum=args.momentum),
+        scaler=torch.amp.GradScaler(device.type, enabled=args.amp == "fp16" or (
+            args.amp == "auto" and device.type == "cuda" and not torch.cuda.is_bf16_supported())),
+        mixup=Mixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, label_smoothing=args.label_smoothing,
+                    num_classes=NUM_CLASSES) if (args.mixup > 0 or args.cutmix > 0) else None,
+        class_weights=((counts.sum() / (NUM_CLASSES * counts.clamp(min=1))).float().to(device)
+                       if args.class_balance == "loss" else None),
+        aug_cfg=AugmentConfig() if args.aug == "fer" else None,
+        aug_gen=torch.Generator().manual_seed(args.seed * 7 + rank),
+        steps_per_epoch=steps_per_epoch,
+    )
 
-    if resume_from is not None:
-        model_state = ckpt.read_tensors(resume_from / ckpt.MODEL_FILE)
-        model.load_state_dict(model_state)
-        state = ckpt.read_state(resume_from)
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None:
-            ema.module.load_state_dict(state["ema"])
-        step, best_score, stale, history = state["step"], state["best_score"], state["stale"], state["history"]
-        torch.set_rng_state(state["torch_rng"])
-        aug_gen.set_state(state["aug_rng"])
-        random.setstate(state["py_rng"])
-        log(f"resumed from {resume_from} at step {step} (epoch {step // steps_per_epoch})")
 
-    model_config = checkpoint_config(args, rev, None, 0, 0)
-    out.mkdir(parents=True, exist_ok=True)
-    train_model = model
-    if world > 1:
-        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+def load_splits(args, log: Callable) -> tuple[FaceSplit, FaceSplit, str]:
+    """(train, validation, dataset revision). The test split is not even loaded."""
+    limits = {"train": args.limit_train, "validation": args.limit_eval}
+    raw = load_raw(args.dataset, args.revision)
+    splits = fer_splits(raw, args.dataset, ("train", "validation"), limits, args.seed, log=log)
+    return splits["train"], splits["validation"], dataset_revision(raw)
 
-    def save_last(epoch_done: int):
-        if not master:
+
+def build_model(args, device: torch.device, log: Callable) -> torch.nn.Module:
+    model = create_fer_model(args.model, args.stem, args.pretrained, args.pretrained_file, args.drop).to(device)
+    if getattr(args, "init_checkpoint", None):  # absent from the configs of older runs
+        init, _ = ckpt.load_model(args.init_checkpoint, device)
+        model.load_state_dict(init.state_dict())
+        log(f"initialised from {ckpt.resolve(args.init_checkpoint)}")
+    return model.to(memory_format=memory_format(args))
+
+
+def memory_format(args) -> torch.memory_format:
+    return torch.contiguous_format if args.no_channels_last else torch.channels_last
+
+
+def ddp_wrap(model: torch.nn.Module, world: int, device: torch.device) -> torch.nn.Module:
+    if world == 1:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def restore(run: Run, folder: Path) -> Progress:
+    """Load `last/`'s weights, optimizer, scaler, EMA and RNG states into `run`; return its progress."""
+    run.model.load_state_dict(ckpt.read_tensors(folder / ckpt.MODEL_FILE))
+    state = ckpt.read_state(folder)
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scaler.load_state_dict(state["scaler"])
+    if run.ema is not None:
+        run.ema.module.load_state_dict(state["ema"])
+    torch.set_rng_state(state["torch_rng"])
+    run.aug_gen.set_state(state["aug_rng"])
+    random.setstate(state["py_rng"])
+    progress = Progress(state["step"], state["best_score"], state["stale"], state["history"])
+    run.log(f"resumed from {folder} at step {progress.step} (epoch {progress.step // run.steps_per_epoch})")
+    return progress
+
+
+def fit(run: Run, progress: Progress, interrupt: Interrupt) -> None:
+    """Train and validate epoch by epoch until the last epoch, max_steps, early stop or Ctrl-C."""
+    for epoch in range(progress.step // run.steps_per_epoch, run.args.epochs):
+        if progress.step >= run.max_steps or interrupt.requested:
             return
-        config = checkpoint_config(args, rev, history[-1] if history else None, epoch_done, step)
-        state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": step,
-                 "best_score": best_score, "stale": stale, "history": history,
-                 "torch_rng": torch.get_rng_state(), "aug_rng": aug_gen.get_state(),
-                 "py_rng": random.getstate()}
-        if ema is not None:
-            state["ema"] = ema.module.state_dict()
-        with ckpt.atomic_dir(out / "last") as tmp:
-            ckpt.write_model(tmp, model, config)
-            ckpt.write_state(tmp, state)
+        stats = train_one_epoch(run, progress, epoch, interrupt)
+        if stopped_mid_epoch(run, progress):
+            return
+        if rank0_decides(run, run.master and end_of_epoch(run, progress, epoch, stats)):
+            return
 
-    def end_of_epoch(epoch: int, loss_sum: float, seen: int, correct: int, seconds: float) -> bool:
-        """Validate, log, keep `best` (validation only) and `last`; True to stop early."""
-        nonlocal best_score, stale
-        candidates = {"raw": model} | ({"ema": ema.module} if ema is not None else {})
-        scored = {name: classification_metrics(predict_probs(m, val_set.images, model_config), val_set.labels)
-                  for name, m in candidates.items()}
-        chosen = max(scored, key=lambda name: scored[name][args.select_metric])
-        eval_model, val = candidates[chosen], scored[chosen]
-        record = {"weights": chosen, **{f"val_acc_{name}": v["accuracy"] for name, v in scored.items()}, "epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"],
-                  "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-                  "val_loss": val["nll"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"],
-                  "val_ece": val["ece"], "img_s": seen * world / seconds, "epoch_s": seconds}
-        history.append(record)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        score = val[args.select_metric]
-        improved = score > best_score
-        log(f"epoch {epoch + 1}: val acc {val['accuracy']:.4f} macro-F1 {val['macro_f1']:.4f} "
+
+def stopped_mid_epoch(run: Run, progress: Progress) -> bool:
+    return progress.step < run.total_steps and progress.step % run.steps_per_epoch != 0
+
+
+def rank0_decides(run: Run, decision: bool) -> bool:
+    """Rank 0's `decision`, on every rank (only rank 0 validates)."""
+    flag = torch.tensor([float(decision)], device=run.device)
+    if run.world > 1:
+        dist.broadcast(flag, 0)
+    return bool(flag.item())
+
+
+@dataclass
+class EpochStats:
+    """Running loss and accuracy of one epoch's (augmented) training batches."""
+
+    world: int
+    seen: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    started: float = field(default_factory=time.time)
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.seen += len(y)
+        self.loss_sum += loss.item() * len(y)
+        self.correct += (logits.argmax(1) == y).sum().item()
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(self.seen, 1)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(self.seen, 1)
+
+    @property
+    def seconds(self) -> float:
+        return time.time() - self.started
+
+    @property
+    def img_s(self) -> float:
+        return self.seen * self.world / self.seconds
+
+
+def train_one_epoch(run: Run, progress: Progress, epoch: int, interrupt: Interrupt) -> EpochStats:
+    """Train from `progress.step` to the end of `epoch`, or until max_steps or Ctrl-C."""
+    args = run.args
+    order = epoch_order(len(run.train_set), epoch, args.seed, run.train_set.labels, args.class_balance)
+    run.model.train()
+    stats = EpochStats(run.world)
+    bar = tqdm(range(progress.step - epoch * run.steps_per_epoch, run.steps_per_epoch), disable=not run.master,
+               desc=f"epoch {epoch + 1}/{args.epochs}", dynamic_ncols=True, leave=True, mininterval=1.0)
+    for i in bar:
+        x, y, targets = training_batch(run, order, i)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr_at(progress.step, run.total_steps, run.warmup_steps, args.lr, args.sched)
+        logits, loss = train_step(run.train_model, run.optimizer, run.scaler, x, targets, run.class_weights,
+                                  amp_context(args.amp, run.device))
+        if run.ema is not None:
+            run.ema.update(run.model, step=progress.step)
+        progress.step += 1
+        stats.add(loss, logits, y)
+        bar.set_postfix(loss=f"{stats.loss:.3f}", acc=f"{stats.accuracy:.3f}", img_s=f"{stats.img_s:.0f}",
+                        refresh=False)
+        if progress.step >= run.max_steps or interrupt.requested:
+            break
+    bar.close()
+    return stats
+
+
+def training_batch(run: Run, order: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """This rank's share of global batch `i` of `order`: augmented input, labels and soft targets."""
+    args, per_step = run.args, run.args.batch_size * run.world
+    idx = order[i * per_step:(i + 1) * per_step][run.rank::run.world].to(run.device)
+    x = to_model_input(run.train_x[idx], args.input_size, FER_MEAN, FER_STD)
+    y = run.train_y[idx]
+    if run.aug_cfg is not None:  # augmentation runs on the CPU, seeded by aug_gen
+        x = augment_batch(x.cpu(), run.aug_cfg, run.aug_gen).to(run.device)
+    targets = soft_targets(y, args.label_smoothing)
+    if run.mixup is not None:
+        x, targets = run.mixup(x, y)
+    return x.contiguous(memory_format=memory_format(args)), y, targets
+
+
+def validate(models: dict[str, torch.nn.Module], faces: FaceSplit, config: dict) -> dict[str, dict]:
+    """Validation metrics of each named model (raw and EMA weights).
+
+    predict_probs scores in eval mode and restores each model's mode, so validating
+    never changes BatchNorm's running statistics, and the figures are the ones an
+    evaluation of the saved checkpoint gives.
+    """
+    return {name: classification_metrics(predict_probs(model, faces.images, config), faces.labels)
+            for name, model in models.items()}
+
+
+def end_of_epoch(run: Run, progress: Progress, epoch: int, stats: EpochStats) -> bool:
+    """Validate, log, keep `best/` (chosen on validation only) and `last/`; True to stop early."""
+    args, models = run.args, run.candidates()
+    scored = validate(models, run.val_set, run.eval_config)
+    chosen = max(scored, key=lambda name: scored[name][args.select_metric])
+    val = scored[chosen]
+    record = epoch_record(run, progress, epoch, stats, scored, chosen)
+    progress.history.append(record)
+    with open(run.out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    improved = val[args.select_metric] > progress.best_score
+    run.log(f"epoch {epoch + 1}: val acc {val['accuracy']:.4f} macro-F1 {val['macro_f1']:.4f} "
             f"loss {val['nll']:.4f} ({chosen} weights)" + (" (best)" if improved else ""))
-        if improved:
-            best_score, stale = score, 0
-            selected = {"split": "validation", "select_metric": args.select_metric, "weights": chosen,
-                        "accuracy": val["accuracy"],
-                        "macro_f1": val["macro_f1"], "ece": val["ece"], "n": val["n"], "epoch": epoch + 1}
-            with ckpt.atomic_dir(out / "best") as tmp:
-                ckpt.write_model(tmp, eval_model, checkpoint_config(args, rev, selected, epoch + 1, step))
-                (tmp / "validation_report.json").write_text(json.dumps(val, indent=2))
-        else:
-            stale += 1
-        save_last(epoch + 1)
-        if args.patience and stale >= args.patience:
-            log(f"early stop: no better validation {args.select_metric} for {stale} epochs")
-            return True
-        return False
+    if improved:
+        progress.best_score, progress.stale = val[args.select_metric], 0
+        save_best(run, progress, models[chosen], chosen, val, epoch + 1)
+    else:
+        progress.stale += 1
+    save_last(run, progress, epoch + 1)
+    if args.patience and progress.stale >= args.patience:
+        run.log(f"early stop: no better validation {args.select_metric} for {progress.stale} epochs")
+        return True
+    return False
 
-    interrupted = False
 
-    def on_sigint(signum, frame):
-        nonlocal interrupted
-        if interrupted:
-            raise KeyboardInterrupt
-        interrupted = True
-        log("\ninterrupt: saving a resumable checkpoint after this step (Ctrl-C again to abort)")
+def epoch_record(run: Run, progress: Progress, epoch: int, stats: EpochStats, scored: dict, chosen: str) -> dict:
+    """One line of metrics.jsonl."""
+    val = scored[chosen]
+    return {"weights": chosen, **{f"val_acc_{name}": v["accuracy"] for name, v in scored.items()},
+            "epoch": epoch + 1, "step": progress.step, "lr": run.optimizer.param_groups[0]["lr"],
+            "train_loss": stats.loss, "train_acc": stats.accuracy,
+            "val_loss": val["nll"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"],
+            "val_ece": val["ece"], "img_s": stats.img_s, "epoch_s": stats.seconds}
 
-    previous_handler = signal.signal(signal.SIGINT, on_sigint) if master else None
-    max_steps = min(total_steps, args.max_steps or total_steps)
-    start_epoch = step // steps_per_epoch
-    try:
-        for epoch in range(start_epoch, args.epochs):
-            if step >= max_steps or interrupted:
-                break
-            order = epoch_order(len(train_set), epoch, args.seed, train_set.labels, args.class_balance)
-            first = step - epoch * steps_per_epoch
-            model.train()
-            t0, seen, loss_sum, correct = time.time(), 0, 0.0, 0
-            bar = tqdm(range(first, steps_per_epoch), disable=not master, desc=f"epoch {epoch + 1}/{args.epochs}",
-                       dynamic_ncols=True, leave=True, mininterval=1.0)
-            for i in bar:
-                global_batch = order[i * args.batch_size * world:(i + 1) * args.batch_size * world]
-                idx = global_batch[rank::world].to(device)
-                x = to_model_input(train_x[idx], args.input_size, FER_MEAN, FER_STD)
-                y = train_y[idx]
-                if aug_cfg is not None:
-                    x = augment_batch(x, aug_cfg, aug_gen) if device.type == "cpu" else \
-                        augment_batch(x.cpu(), aug_cfg, aug_gen).to(device)
-                targets = soft_targets(y, args.label_smoothing)
-                if mixup is not None:
-                    x, targets = mixup(x, y)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step, total_steps, warmup, args.lr, args.sched)
-                logits, loss = train_step(train_model, optimizer, scaler, x.contiguous(memory_format=memory_format),
-                                          targets, class_weights, amp_context(args.amp, device))
-                if ema is not None:
-                    ema.update(model, step=step)
-                step += 1
-                seen += len(y)
-                loss_sum += loss.item() * len(y)
-                correct += (logits.argmax(1) == y).sum().item()
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                                img_s=f"{seen * world / (time.time() - t0):.0f}", refresh=False)
-                if step >= max_steps or interrupted:
-                    break
-            bar.close()
-            if step % steps_per_epoch != 0:  # stopped mid-epoch
-                break
-            stop = torch.zeros(1, device=device)
-            if master:
-                stop += end_of_epoch(epoch, loss_sum, seen, correct, time.time() - t0)
-            if world > 1:
-                dist.broadcast(stop, 0)
-            if stop.item():
-                break
-        if interrupted or (step < total_steps and step % steps_per_epoch != 0):
-            save_last(step // steps_per_epoch)
-            log(f"saved a resumable checkpoint at step {step} to {out / 'last'}; continue with --resume {out}")
-            return 130 if interrupted else 0
-    finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
 
-    if master:
-        out.mkdir(parents=True, exist_ok=True)
-        if history:
-            plot_curves(history, out / "curves.png")
-        if not args.no_test and (out / "best").is_dir():
-            evaluate_and_report(out / "best", args.dataset, "test", args.revision, args.limit_eval,
-                                out_dir=out / "best", tta=True)
-    if world > 1:
-        dist.destroy_process_group()
-    return 0
+def save_best(run: Run, progress: Progress, model: torch.nn.Module, weights: str, val: dict, epoch: int) -> None:
+    selected = {"split": "validation", "select_metric": run.args.select_metric, "weights": weights,
+                **{key: val[key] for key in ("accuracy", "macro_f1", "ece", "n")}, "epoch": epoch}
+    with ckpt.atomic_dir(run.out / "best") as tmp:
+        ckpt.write_model(tmp, model, checkpoint_config(run.args, run.dataset_rev, selected, epoch, progress.step))
+        (tmp / "validation_report.json").write_text(json.dumps(val, indent=2))
+
+
+def save_last(run: Run, progress: Progress, epoch_done: int) -> None:
+    """Write `last/`: the raw weights and everything --resume needs to continue exactly (rank 0 only)."""
+    if not run.master:
+        return
+    config = checkpoint_config(run.args, run.dataset_rev, progress.history[-1] if progress.history else None,
+                               epoch_done, progress.step)
+    state = {"optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(), "step": progress.step,
+             "best_score": progress.best_score, "stale": progress.stale, "history": progress.history,
+             "torch_rng": torch.get_rng_state(), "aug_rng": run.aug_gen.get_state(), "py_rng": random.getstate()}
+    if run.ema is not None:
+        state["ema"] = run.ema.module.state_dict()
+    with ckpt.atomic_dir(run.out / "last") as tmp:
+        ckpt.write_model(tmp, run.model, config)
+        ckpt.write_state(tmp, state)
+
+
+def finish(run: Run, progress: Progress) -> None:
+    """Training curves; with --test, best/'s test-split report."""
+    if progress.history:
+        plot_curves(progress.history, run.out / "curves.png")
+    if run.args.test and (run.out / "best").is_dir():
+        evaluate_and_report(run.out / "best", run.args.dataset, "test", run.args.revision, run.args.limit_eval,
+                            out_dir=run.out / "best", tta=True)
 
 
 if __name__ == "__main__":

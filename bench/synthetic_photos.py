@@ -1,0 +1,98 @@
+"""Synthetic photos made of real FER2013 faces, with the truth about every face in them.
+
+Each photo is a 640x480 canvas of blurred colour noise with a few FER2013 faces
+pasted on it: upscaled to 120-220 px, turned by up to +-`max_angle` degrees,
+never overlapping. The truth for each face is its label and the `Crop` that
+cuts exactly the pasted square back out, so a pipeline's crop can be compared
+with the FER2013 framing and its prediction with the label.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from fer_demo.faces import Crop
+
+CANVAS = (640, 480)
+FACE_SIDES = (120, 220)
+FACES_PER_PHOTO = 3
+
+
+@dataclass
+class SyntheticPhoto:
+    rgb: np.ndarray
+    crops: list[Crop]  # the truth: where each pasted face is
+    faces: list[int]  # indices into the face array
+
+
+def background(rng: np.random.Generator, size=CANVAS) -> np.ndarray:
+    """Smooth colour blobs plus fine grain: no face-like structure, not flat either."""
+    w, h = size
+    coarse = rng.integers(0, 256, (rng.integers(3, 9), rng.integers(3, 9), 3), dtype=np.uint8)
+    smooth = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    grain = cv2.GaussianBlur(rng.normal(0, 25, (h, w, 3)).astype(np.float32), (0, 0), 2)
+    return np.clip(smooth + grain, 0, 255).astype(np.uint8)
+
+
+def place(rng: np.random.Generator, n: int, max_angle: float, size=CANVAS, tries: int = 200) -> list[Crop]:
+    """Up to `n` non-overlapping turned squares inside the canvas."""
+    w, h = size
+    crops: list[Crop] = []
+    for _ in range(tries):
+        if len(crops) == n:
+            break
+        side = rng.uniform(*FACE_SIDES)
+        angle = rng.uniform(-max_angle, max_angle) if max_angle else 0.0
+        reach = side / 2 * (abs(math.cos(math.radians(angle))) + abs(math.sin(math.radians(angle))))
+        if 2 * reach >= min(w, h):
+            continue
+        cx, cy = rng.uniform(reach, w - reach), rng.uniform(reach, h - reach)
+        if all(math.hypot(cx - c.cx, cy - c.cy) > (side + c.side) * 0.75 for c in crops):
+            crops.append(Crop(cx, cy, side, angle))
+    return crops
+
+
+def paste(canvas: np.ndarray, face: np.ndarray, crop: Crop) -> None:
+    """Draw a 48x48 gray face into `canvas` so that `extract(canvas, crop)` gives it back."""
+    size = face.shape[0]
+    h, w = canvas.shape[:2]
+    m = crop.matrix(size)  # photo -> face pixels; WARP_INVERSE_MAP uses it as such
+    flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    warped = cv2.warpAffine(face, m, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT)
+    inside = cv2.warpAffine(np.full((size, size), 255, np.uint8), m, (w, h),
+                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+    alpha = (inside.astype(np.float32) / 255)[..., None]
+    canvas[:] = (canvas * (1 - alpha) + warped[..., None].astype(np.float32) * alpha).astype(np.uint8)
+
+
+def make_photos(faces: np.ndarray, max_angle: float, seed: int = 0,
+                per_photo: int = FACES_PER_PHOTO) -> list[SyntheticPhoto]:
+    """Every face of `faces` (N, 48, 48) pasted once, `per_photo` to a photo, in order."""
+    rng = np.random.default_rng(seed)
+    photos, i = [], 0
+    while i < len(faces):
+        crops = place(rng, min(per_photo, len(faces) - i), max_angle)
+        canvas = background(rng)
+        for k, crop in enumerate(crops):
+            paste(canvas, faces[i + k], crop)
+        photos.append(SyntheticPhoto(canvas, crops, list(range(i, i + len(crops)))))
+        i += len(crops)
+    return photos
+
+
+def match(truth: list[Crop], boxes: list, radius: float = 0.35) -> dict[int, int]:
+    """{truth index: box index}: each true face gets the nearest unused box whose centre lies within
+    `radius` x its side of the face's centre."""
+    pairs = sorted((math.hypot(b.centre[0] - t.cx, b.centre[1] - t.cy), ti, bi)
+                   for ti, t in enumerate(truth) for bi, b in enumerate(boxes))
+    found: dict[int, int] = {}
+    used: set[int] = set()
+    for dist, ti, bi in pairs:
+        if ti not in found and bi not in used and dist <= radius * truth[ti].side:
+            found[ti] = bi
+            used.add(bi)
+    return found

@@ -1,0 +1,184 @@
+"""The Predict tab: a photo's faces with their expressions and Grad-CAMs, and the live webcam.
+
+Handlers are module-level functions of the Predictor (tests call them directly);
+`build_predict_tab` lays the tab out and binds them to it.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from .drawing import annotate, cam_on_photo, enlarge, overlay
+from .explain import DEFAULT_METHOD, default_layer, top_class_cams
+from .faces import MAX_FACES
+from .images import MAX_FILE_BYTES, MAX_SIDE, ImageLoadError, describe_bytes, load_image
+from .labels import label_probs
+from .predict import Analysis, Predictor
+from .transforms import TTA
+from .ui_common import bind, example_files, photo_input, readable
+
+FACES_PER_ROW = 3
+LIVE_OPACITY = 0.45
+LIVE_TTA = "none"  # one view per face: a stream needs frames more than the last point of accuracy
+
+
+def serving_tta(predictor: Predictor, on: bool) -> str:
+    """The TTA /predict and the UI use: the app's default, or none when switched off."""
+    return predictor.tta if on else "none"
+
+
+@readable
+def api_predict(predictor: Predictor, photo: str | None, whole_image: bool = False, tta: bool = True) -> dict:
+    """Find the faces in a photo and classify each: box, eye landmarks, crop, top label and the 7 probabilities.
+    `tta` averages each face with its views (the answer's "tta" names them); false classifies the face alone."""
+    if photo is None:
+        raise ImageLoadError("No image was given: upload a photo, paste one, or take one with the webcam.")
+    return predictor.predict(photo, bool(whole_image), tta=serving_tta(predictor, tta))
+
+
+def ui_predict(predictor: Predictor, photo, whole_image, tta):
+    return None if photo is None else api_predict(predictor, photo, whole_image, tta)
+
+
+def photo_with_cams(predictor: Predictor, a: Analysis, opacity: float, cams=None) -> np.ndarray:
+    """The photo with each detailed face's top-class Grad-CAM on its crop square, under numbered boxes."""
+    detailed = a.detailed()
+    if cams is None:
+        cams = face_cams(predictor, a)
+    shown = cam_on_photo(a.image.rgb, [f.crop for f in detailed], list(cams), opacity) if detailed else a.image.rgb
+    return annotate(shown, [f.box for f in a.faces], [a.caption(f) for f in a.faces])
+
+
+def face_cams(predictor: Predictor, a: Analysis) -> np.ndarray:
+    detailed = a.detailed()
+    if not detailed:
+        return np.zeros((0, 48, 48), np.float32)
+    return top_class_cams(predictor, np.stack([f.face for f in detailed]), [int(f.probs.argmax()) for f in detailed])
+
+
+def face_slots(a: Analysis, cams, opacity: float) -> list:
+    """Updates for the MAX_FACES crop / Grad-CAM / label slots (shown for the detailed faces, hidden after)."""
+    detailed = a.detailed()
+    crops, overlays, labels = [], [], []
+    for slot in range(MAX_FACES):
+        if slot < len(detailed):
+            f = detailed[slot]
+            crops.append(gr.Image(value=enlarge(f.face, 160), visible=True))
+            overlays.append(gr.Image(value=overlay(f.face, cams[slot], opacity, 160), visible=True))
+            labels.append(gr.Label(value=label_probs(f.probs, a.labels), label=f"Face {f.index}", visible=True))
+        else:
+            crops.append(gr.Image(value=None, visible=False))
+            overlays.append(gr.Image(value=None, visible=False))
+            labels.append(gr.Label(value=None, visible=False))
+    rows = [gr.update(visible=first < len(detailed)) for first in range(0, MAX_FACES, FACES_PER_ROW)]
+    return [*rows, *crops, *overlays, *labels]
+
+
+@readable
+def render_predict(predictor: Predictor, photo, whole_image, tta, result, opacity):
+    """Draw /predict's answer: boxed photo, Grad-CAMs on the photo, and one slot per detailed face."""
+    if photo is None or not result:
+        hidden = [gr.update(visible=False)] * (-(-MAX_FACES // FACES_PER_ROW)) + \
+                 [gr.update(value=None, visible=False)] * (3 * MAX_FACES)
+        return ["", None, None, gr.update(visible=False), *hidden]
+    a = predictor.recall(photo, bool(whole_image), tta=serving_tta(predictor, tta))
+    boxed = annotate(a.image.rgb, [f.box for f in a.faces], [a.caption(f) for f in a.faces])
+    cams = face_cams(predictor, a)
+    photo_cam = photo_with_cams(predictor, a, opacity, cams) if a.faces else None
+    message = a.message()
+    if a.faces:
+        message += (f" Detector: {result['detector']}; views averaged: {', '.join(result['tta']['views'])}. "
+                    f"{DEFAULT_METHOD} ({default_layer(predictor.map_sizes)}) is for each face's top label; "
+                    "the Grad-CAM explorer tab has more methods.")
+    return [message, boxed, photo_cam, gr.update(visible=a.no_face), *face_slots(a, cams, opacity)]
+
+
+def label_frame(predictor: Predictor, frame, show_cam: bool = False):
+    """One webcam frame -> (the frame with numbered boxes and top labels, and with `show_cam` each face's
+    Grad-CAM; the largest face's probabilities). (None, None) for a missing or unreadable frame.
+
+    What the live stream shows, and what bench/latency.py times."""
+    if frame is None:
+        return None, None
+    try:
+        a = predictor.analyze(load_image(frame, max_side=predictor.detector.side), tta=LIVE_TTA)
+    except ImageLoadError:
+        return None, None
+    shown = photo_with_cams(predictor, a, LIVE_OPACITY) if show_cam and a.faces else \
+        annotate(a.image.rgb, [f.box for f in a.faces], [a.caption(f) for f in a.faces])
+    top = a.detailed(1)
+    return shown, (label_probs(top[0].probs, a.labels) if top else None)
+
+
+def settings_text(predictor: Predictor) -> str:
+    d = predictor.detector
+    text = (f"Detector: {d.name}, on a copy {d.side} px on its longest side. Each face is turned so that its eyes "
+            f"are level, cropped square like FER2013, grayscale, 48x48, and classified with test-time augmentation: "
+            f"{TTA[predictor.tta].description}, averaged. "
+            f"Uploads: at most {describe_bytes(MAX_FILE_BYTES)}; larger photos are scaled to {MAX_SIDE} px.")
+    return text + "".join(f"\n\n**Note:** {n}" for n in predictor.notes)
+
+
+def build_predict_tab(predictor: Predictor) -> None:
+    photos, fer_faces = example_files("photos"), example_files("fer2013")
+    with gr.Row():
+        with gr.Column(scale=1):
+            photo = photo_input(label="Photo", sources=["upload", "webcam", "clipboard"], height=360, elem_id="photo")
+            whole = gr.Checkbox(label="Classify the whole image as one face", value=False)
+            tta = gr.Checkbox(label=f"Test-time augmentation ({TTA[predictor.tta].description})", value=True,
+                              elem_id="tta")
+            with gr.Row():
+                run = gr.Button("Find faces and classify", variant="primary")
+                opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
+            if photos:
+                gr.Examples([[p] for p in photos], inputs=[photo], label="Photos", api_visibility="private")
+            if fer_faces:
+                gr.Examples([[p] for p in fer_faces], inputs=[photo], label="FER2013 test faces",
+                            examples_per_page=14, api_visibility="private")
+        with gr.Column(scale=1):
+            message = gr.Markdown(elem_id="predict-message")
+            whole_btn = gr.Button("Classify the whole image as one face", visible=False)
+            boxed = gr.Image(label="Faces (numbered) and top labels", interactive=False, elem_id="boxed",
+                             format="jpeg")
+            photo_cam = gr.Image(label="Grad-CAM mapped back onto the photo", interactive=False,
+                                 elem_id="photo-cam", format="jpeg")
+    rows, crops, overlays, label_slots = [], [], [], []
+    for first in range(0, MAX_FACES, FACES_PER_ROW):
+        with gr.Row(visible=False, equal_height=False) as row:
+            for i in range(first, min(first + FACES_PER_ROW, MAX_FACES)):
+                with gr.Column(min_width=320):
+                    with gr.Row():
+                        crops.append(gr.Image(label="Face crop (48x48)", interactive=False, height=170,
+                                              format="png", elem_id=f"crop-{i}"))
+                        overlays.append(gr.Image(label="Grad-CAM, top label", interactive=False, height=170,
+                                                 format="png", elem_id=f"cam-{i}"))
+                    label_slots.append(gr.Label(num_top_classes=7, elem_id=f"label-{i}"))
+        rows.append(row)
+    with gr.Accordion("Live webcam", open=False):
+        gr.Markdown(f"Labels every face in the webcam stream ({TTA[LIVE_TTA].description}, to keep up); tick the "
+                    "box to see each face's Grad-CAM live too.")
+        live_cam = gr.Checkbox(label="Live Grad-CAM", value=False, elem_id="live-cam")
+        with gr.Row():
+            live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="live-in")
+            live_out = gr.Image(label="Live labels", interactive=False, elem_id="live-out")
+            live_label = gr.Label(num_top_classes=3, label="Largest face", elem_id="live-label")
+    with gr.Accordion("JSON answer (/predict)", open=False):
+        predict_json = gr.JSON(label="/predict")
+    gr.Markdown(settings_text(predictor), elem_id="predict-settings")
+
+    inputs = [photo, whole, tta]
+    render_inputs = [photo, whole, tta, predict_json, opacity]
+    outputs = [message, boxed, photo_cam, whole_btn, *rows, *crops, *overlays, *label_slots]
+    render = dict(fn=bind(render_predict, predictor), inputs=render_inputs, outputs=outputs,
+                  api_visibility="private", concurrency_id="cam", concurrency_limit=1)
+    run.click(bind(api_predict, predictor), inputs, [predict_json], api_name="predict",
+              concurrency_id="predict", concurrency_limit=2).success(**render)
+    gr.on([photo.change, whole.change, tta.change], bind(ui_predict, predictor), inputs, [predict_json],
+          api_visibility="private", concurrency_id="predict", concurrency_limit=2,
+          trigger_mode="always_last").success(**render)
+    opacity.release(**render)
+    whole_btn.click(lambda: True, None, [whole], api_visibility="private", queue=False)
+    live_in.stream(bind(label_frame, predictor), [live_in, live_cam], [live_out, live_label], api_name="live_frame",
+                   api_visibility="undocumented", stream_every=0.1, time_limit=600,
+                   concurrency_id="live", concurrency_limit=4, show_progress="hidden")

@@ -1,0 +1,77 @@
+"""The Video tab in a real browser: upload a clip, see the annotated clip play, the timeline and the CSV.
+
+Headless Chromium (Debian's) driven by Playwright, launched and skipped (or failed
+under FER_REQUIRE_BROWSER=1) as in test_app_browser.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fer_demo.clips import h264_writer
+
+from .test_app_browser import CHROMIUM, CHROMIUM_ARGS, _keep, _require_browser
+from .test_video import FPS, RATE, SIZE, two_people
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app_server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(90_000)
+    page.goto(app_server, wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Video").click()
+    page.wait_for_selector("#video-in input[type=file]", state="attached")
+    yield page
+    context.close()
+
+
+def _video_plays(page, selector: str, size=SIZE):
+    """Chromium has decoded a frame of the <video> (of the right size): it plays the file, not just loads it."""
+    page.wait_for_function("([s, w, h]) => { const v = document.querySelector(s);"
+                           " return v && v.readyState >= 2 && v.videoWidth === w && v.videoHeight === h; }",
+                           arg=[selector, *size])
+
+
+def test_upload_a_clip_and_see_the_people_followed(page, tmp_path):
+    clip = tmp_path / "two_people.mp4"
+    with h264_writer(clip, SIZE, FPS) as write:  # H.264, as phones record: the upload previews too
+        for frame in two_people():
+            write(frame)
+    page.set_input_files("#video-in input[type=file]", str(clip))
+    _video_plays(page, "#video-in video")
+    assert page.input_value("#video-rate input[type=number]") == f"{RATE:g}"
+    page.click("#video-run")
+    page.wait_for_function("() => document.querySelector('#video-message')?.innerText"
+                           ".includes('2 people followed through 8 frames')")
+    _video_plays(page, "#video-out video")
+    page.wait_for_function("() => { const i = document.querySelector('#video-timeline img');"
+                           " return i && i.complete && i.naturalWidth > 500; }")
+    assert page.locator("#video-csv a[href$='two_people_faces.csv']").count() == 1  # the CSV to download
+    assert not page.get_by_text("Video not playable").count()
+    _keep(page, tmp_path, "app_video.png")
+
+
+def test_a_photo_renamed_mp4_gets_a_message_in_the_page(page, tmp_path):
+    from PIL import Image
+
+    from .conftest import EXAMPLES
+
+    photo = tmp_path / "photo.mp4"
+    Image.open(EXAMPLES / "photos" / "astronaut.jpg").save(photo, format="PNG")
+    page.set_input_files("#video-in input[type=file]", str(photo))
+    page.click("#video-run")
+    page.get_by_text("is a PNG image, not a video").first.wait_for()
