@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._server import LOCAL_FER  # noqa: E402
+from bench.real_photos import face_counts  # noqa: E402
 from bench.synthetic_photos import make_photos, match  # noqa: E402
 from fer_demo.data import load_fer  # noqa: E402
 from fer_demo.detectors import DETECT_SIDE, YuNetDetector  # noqa: E402
@@ -40,8 +41,6 @@ from fer_demo.transforms import TTA  # noqa: E402
 
 SIDES = (640, 800, 960)
 SCORES = (0.4, 0.5, 0.6, 0.7, 0.8)
-REAL_COUNTS = {"coffee_no_face": 0, "group_collage": 4}
-PHOTO_DIRS = [Path(__file__).resolve().parent.parent / d for d in ("tests/photos", "examples/photos")]
 
 
 def parse_args(argv=None):
@@ -145,8 +144,7 @@ def real_photos():
     """(RGB, face count) of the real photos in the repo: one face each, but for the two named."""
     from fer_demo.images import load_image
 
-    files = [f for d in PHOTO_DIRS for f in sorted(d.iterdir()) if f.suffix.lower() in (".jpg", ".jpeg", ".png")]
-    return [(load_image(f).rgb, REAL_COUNTS.get(f.stem, 1)) for f in files]
+    return [(load_image(f).rgb, count) for f, count in face_counts().items()]
 
 
 def thresholds(args, faces):

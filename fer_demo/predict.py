@@ -202,7 +202,7 @@ class Predictor:
     def analyze(self, source, whole_image: bool = False, max_faces: int = MAX_FACES_CLASSIFIED,
                 tta: str | None = None) -> Analysis:
         """Load a photo, find its faces (or take the whole image), crop them like FER2013 and classify."""
-        tta = tta_name(self.tta if tta is None else tta)
+        tta = self._tta(tta)
         analysis = self._analyze(source, whole_image, max_faces, tta)
         key = _file_key(source, whole_image, max_faces, tta)
         if key is not None:
@@ -216,11 +216,15 @@ class Predictor:
         The UI draws its result right after `/predict` answered; this spares it decoding,
         detecting and classifying the same photo a second time.
         """
-        tta = tta_name(self.tta if tta is None else tta)
+        tta = self._tta(tta)
         key, last = _file_key(source, whole_image, max_faces, tta), self._last_analysis
         if key is not None and last is not None and last[0] == key:
             return last[1]
         return self.analyze(source, whole_image, max_faces, tta)
+
+    def _tta(self, tta: str | None) -> str:
+        """A request's TTA: the named one, or the Predictor's own when none is named."""
+        return tta_name(self.tta if tta is None else tta)
 
     def _analyze(self, source, whole_image: bool, max_faces: int, tta: str) -> Analysis:
         start = time.perf_counter()

@@ -47,7 +47,12 @@ def photo_with_cams(predictor: Predictor, a: Analysis, opacity: float, cams=None
     if cams is None:
         cams = face_cams(predictor, a)
     shown = cam_on_photo(a.image.rgb, [f.crop for f in detailed], list(cams), opacity) if detailed else a.image.rgb
-    return annotate(shown, [f.box for f in a.faces], [a.caption(f) for f in a.faces])
+    return labelled(a, shown)
+
+
+def labelled(a: Analysis, rgb: np.ndarray | None = None) -> np.ndarray:
+    """The photo (or `rgb`, a picture of it) with each face's numbered box and top label."""
+    return annotate(a.image.rgb if rgb is None else rgb, [f.box for f in a.faces], [a.caption(f) for f in a.faces])
 
 
 def face_cams(predictor: Predictor, a: Analysis) -> np.ndarray:
@@ -83,7 +88,7 @@ def render_predict(predictor: Predictor, photo, whole_image, tta, result, opacit
                  [gr.update(value=None, visible=False)] * (3 * MAX_FACES)
         return ["", None, None, gr.update(visible=False), *hidden]
     a = predictor.recall(photo, bool(whole_image), tta=serving_tta(predictor, tta))
-    boxed = annotate(a.image.rgb, [f.box for f in a.faces], [a.caption(f) for f in a.faces])
+    boxed = labelled(a)
     cams = face_cams(predictor, a)
     photo_cam = photo_with_cams(predictor, a, opacity, cams) if a.faces else None
     message = a.message()
@@ -106,7 +111,7 @@ def label_frame(predictor: Predictor, frame, show_cam: bool = False):
     except ImageLoadError:
         return None, None
     shown = photo_with_cams(predictor, a, LIVE_OPACITY) if show_cam and a.faces else \
-        annotate(a.image.rgb, [f.box for f in a.faces], [a.caption(f) for f in a.faces])
+        labelled(a)
     top = a.detailed(1)
     return shown, (label_probs(top[0].probs, a.labels) if top else None)
 

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from .clips import DURATION_SLACK, MAX_SECONDS, ClipError, ClipInfo, h264_writer, probe, sample_frames
 from .drawing import annotate
+from .labels import label_probs
 from .predict import Predictor
 from .tracking import Tracker
 
@@ -127,7 +128,7 @@ def analyze_frame(predictor: Predictor, tracker: Tracker, index: int, t: float, 
     back = rgb.shape[1] / size[0]  # work pixels -> the clip's own pixels
     labels = predictor.labels
     rows = [{"frame": index, "time": round(t, 3), "person": person, **f.box.scaled(back).to_json(),
-             **{name: round(float(p), 4) for name, p in zip(labels, f.probs)}} for person, f in ordered]
+             **{name: round(p, 4) for name, p in label_probs(f.probs, labels).items()}} for person, f in ordered]
     boxed = annotate(frame, [f.box for _, f in ordered],
                      [f"P{p} {labels[int(f.probs.argmax())]} {f.probs.max():.0%}" for p, f in ordered])
     return rows, boxed

@@ -9,23 +9,22 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.real_photos import face_counts
 from fer_demo.detectors import DETECTORS, YUNET_FILE, Box, Detection, HaarDetector, YuNetDetector, open_detector
 from fer_demo.faces import (GEOMETRY, Crop, crop_region, detector_crop, extract, face_crop, reading_order,
                             single_face, whole_image_crop)
 from fer_demo.images import load_image
 
-from .conftest import EXAMPLES, REPO
+from .conftest import EXAMPLES
 from .fer_samples import needs_fer2013, real_faces
 
 PHOTOS = EXAMPLES / "photos"
-REAL_PHOTOS = REPO / "tests" / "photos"
-# Real photos and how many faces each holds (tests/photos/README.md, examples/README.md).
-FACE_COUNTS = {**{p.name: 1 for p in REAL_PHOTOS.iterdir() if p.suffix in (".jpg", ".jpeg", ".png")},
-               "astronaut.jpg": 1, "grace_hopper.jpg": 1, "group_collage.jpg": 4, "coffee_no_face.jpg": 0}
+PHOTO_FILES = {path.name: path for path in face_counts()}
+FACE_COUNTS = {path.name: count for path, count in face_counts().items()}
 
 
 def _photo(name: str) -> np.ndarray:
-    return load_image(REAL_PHOTOS / name if (REAL_PHOTOS / name).is_file() else PHOTOS / name).rgb
+    return load_image(PHOTO_FILES[name]).rgb
 
 
 @pytest.fixture(scope="module")
