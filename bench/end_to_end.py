@@ -2,7 +2,7 @@
 
     python bench/end_to_end.py [--split test] [--faces 600] [--detectors yunet,haar] [--angles 0,20]
     python bench/end_to_end.py --split validation --fit-crop      # crop geometry per detector
-    python bench/end_to_end.py --split validation --thresholds    # YuNet's score threshold
+    python bench/end_to_end.py --split validation --thresholds    # YuNet's thresholds and plausibility rules
     python bench/end_to_end.py --split validation --tta-sweep     # which test-time augmentation to serve
 
 FER2013 faces are pasted into synthetic 640x480 photos (bench/synthetic_photos.py:
@@ -15,6 +15,11 @@ face), end-to-end accuracy on the faces found, and direct accuracy on the same
 faces (the 48x48 originals through the same classifier and TTA). Every choice
 (crop geometry, threshold, TTA) is made with --split validation; the test split
 is reported once after. One JSON line per figure.
+
+--thresholds also pastes the faces onto real photos with no face in them
+(tests/negatives: brick, gravel, a cat, a concrete wall...) and small (40-100
+px, 8 to a photo), and counts the boxes drawn on those negatives themselves
+and the real photos whose face count comes out wrong (bench/real_photos.py).
 """
 
 from __future__ import annotations
@@ -24,23 +29,31 @@ import json
 import math
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._server import LOCAL_FER  # noqa: E402
-from bench.real_photos import face_counts  # noqa: E402
-from bench.synthetic_photos import make_photos, match  # noqa: E402
+from bench.real_photos import count_is_right, face_counts, negatives, views  # noqa: E402
+from bench.synthetic_photos import (SMALL_FACE_SIDES, SMALL_FACES_PER_PHOTO, load_textures, make_photos,  # noqa: E402
+                                    match)
 from fer_demo.data import load_fer  # noqa: E402
-from fer_demo.detectors import DETECT_SIDE, YuNetDetector  # noqa: E402
+from fer_demo.detectors import (DETECT_SIDE, EYE_SPAN, RULES, YuNetDetector, eye_span_plausible,  # noqa: E402
+                                mostly_inside, plausible, small_box_confident)
 from fer_demo.faces import GEOMETRY, CropGeometry, extract, face_crop  # noqa: E402
 from fer_demo.predict import Predictor  # noqa: E402
 from fer_demo.transforms import TTA  # noqa: E402
 
-SIDES = (640, 800, 960)
-SCORES = (0.4, 0.5, 0.6, 0.7, 0.8)
+SCORES = (0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75)
+NMS_VALUES = (0.2, 0.3, 0.4, 0.5, 0.6)
+INSIDE_VALUES = (0.8, 0.9)  # the inside rule's smallest fraction
+SMALL_RULES = [(f, s) for f in (0.1, 0.15) for s in (0.7, 0.8, 0.9)]  # the small-box rule's (fraction, score)
+EYE_SPAN_LOWS = (0.1, 0.15, 0.2)  # the eye-span rule's lower limit (EYE_SPAN[0])
+RAW_SCORE = min(SCORES)  # the sweep's detector keeps every box from this score, unsuppressed
 
 
 def parse_args(argv=None):
@@ -54,7 +67,11 @@ def parse_args(argv=None):
     p.add_argument("--detect-side", type=int, default=DETECT_SIDE, help="the detector's view of each photo")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fit-crop", action="store_true", help="fit each detector's crop geometry (validation)")
-    p.add_argument("--thresholds", action="store_true", help="sweep YuNet's score threshold (validation)")
+    p.add_argument("--thresholds", action="store_true",
+                   help="sweep YuNet's score and NMS thresholds and the plausibility rules (validation)")
+    p.add_argument("--sides", default=str(DETECT_SIDE), help="--thresholds: detector sides to try, e.g. 640,800")
+    p.add_argument("--negatives", default=None,
+                   help="--thresholds: a folder of JPEGs with no face (default: tests/negatives)")
     p.add_argument("--tta-sweep", action="store_true", help="end-to-end accuracy for each TTA (validation)")
     return p.parse_args(argv)
 
@@ -141,36 +158,108 @@ def fit_crop(args, predictors, faces, labels):
 
 
 def real_photos():
-    """(RGB, face count) of the real photos in the repo: one face each, but for the two named."""
+    """(file name, RGB, file) of the real photos in the repo (their face counts: bench/real_photos.py)."""
     from fer_demo.images import load_image
 
-    return [(load_image(f).rgb, count) for f, count in face_counts().items()]
+    return [(f.name, load_image(f).rgb, f) for f in face_counts()]
+
+
+def rule_sets() -> dict[str, dict]:
+    """The plausibility rules the sweep tries: none (as before); the geometry rules (box inside, landmark
+    order, eye span) with each of INSIDE_VALUES; with the strictest, the small-box rule at each of
+    SMALL_RULES (fraction of the shorter side, score); and the shipped rules with each of EYE_SPAN_LOWS."""
+    def geometry(inside):
+        return {"mostly_inside": partial(mostly_inside, min_inside=inside),
+                "landmarks_in_order": RULES["landmarks_in_order"], "eye_span": RULES["eye_span"]}
+
+    sets = {"none": {}}
+    sets.update({f"geometry(inside {v})": geometry(v) for v in INSIDE_VALUES})
+    for fraction, score in SMALL_RULES:
+        sets[f"geometry(inside {max(INSIDE_VALUES)})+small({fraction}, {score})"] = {
+            **geometry(max(INSIDE_VALUES)),
+            "small_box_confident": partial(small_box_confident, fraction=fraction, score=score)}
+    for low in EYE_SPAN_LOWS:  # the eye-span rule's lower limit, with the shipped small-box rule
+        sets[f"geometry(inside {max(INSIDE_VALUES)}, eyes {low}-{EYE_SPAN[1]})+small"] = {
+            **geometry(max(INSIDE_VALUES)), "eye_span": partial(eye_span_plausible, limits=(low, EYE_SPAN[1])),
+            "small_box_confident": RULES["small_box_confident"]}
+    return sets
+
+
+def settle(found, shape, score: float, nms: float, rules: dict):
+    """What a YuNetDetector(score, nms, rules) keeps of the raw boxes `found` (score >= RAW_SCORE, no
+    suppression): non-maximum suppression as cv2.FaceDetectorYN does it, the score threshold, the rules.
+    (Suppressing at RAW_SCORE and then dropping low scores is the same as suppressing at `score`:
+    a box can only suppress boxes that score lower.)"""
+    if not found:
+        return []
+    keep = cv2.dnn.NMSBoxes([[d.box.x, d.box.y, d.box.w, d.box.h] for d in found], [d.score for d in found],
+                            RAW_SCORE, nms)
+    return [d for d in (found[i] for i in np.asarray(keep, dtype=int).ravel())
+            if d.score >= score and plausible(d, shape, rules)]
 
 
 def thresholds(args, faces):
-    """Per detector side and score threshold: the detection rate and extra boxes on synthetic photos,
-    and the photos whose face count is wrong among the real ones; with detection time per photo."""
-    photos = [p for a in args.angles.split(",") for p in make_photos(faces, float(a), args.seed)]
+    """Per detector side, NMS threshold, score threshold and rule set: the detection rate and extra
+    boxes on synthetic photos (FER2013 faces on blurred noise, on real face-free textures, and small
+    faces 40-100 px, 8 to a photo), the boxes on real photos with no face (each seen whole, mirrored
+    and as five 60% crops: bench/real_photos.py `views`), and the real photos whose face count is
+    wrong; with YuNet's time per synthetic photo. Ends with the settings that put no box on any
+    negative and no wrong count on any real photo, most faces found first."""
+    angles = [float(a) for a in args.angles.split(",")]
+    negative_files = negatives() if args.negatives is None else sorted(Path(args.negatives).glob("*.jpg"))
+    textures = load_textures(negative_files)
+    conditions = {
+        "noise": [p for a in angles for p in make_photos(faces, a, args.seed)],
+        "texture": [p for a in angles for p in make_photos(faces, a, args.seed + 1, textures=textures)],
+        "small": [p for a in angles for p in make_photos(faces, a, args.seed + 2, per_photo=SMALL_FACES_PER_PHOTO,
+                                                         sides=SMALL_FACE_SIDES)],
+    }
+    upright = {name: [p for p in photos if all(c.angle == 0 for c in p.crops)] for name, photos in conditions.items()}
+    negative_views = [(f.name, v) for f, rgb in zip(negative_files, textures) for v in views(rgb)]
     real = real_photos()
-    n = sum(len(p.crops) for p in photos)
-    for side in SIDES:
-        detector = YuNetDetector(side=side, score=min(SCORES))
+    sweep, candidates = [], []
+    for side in [int(v) for v in args.sides.split(",")]:
+        detector = YuNetDetector(side=side, score=RAW_SCORE, nms=1.0, rules={})
         start = time.perf_counter()
-        synthetic = [(p, detector.detect(p.rgb)) for p in photos]
-        ms = (time.perf_counter() - start) * 1000 / len(photos)
-        on_real = [(detector.detect(rgb), count) for rgb, count in real]
-        for t in SCORES:
-            hits = extra = 0
-            for photo, found in synthetic:
-                kept = [d for d in found if d.score >= t]
-                pairs = match(photo.crops, [d.box for d in kept])
-                hits += len(pairs)
-                extra += len(kept) - len(pairs)
-            real_found = [(sum(d.score >= t for d in found), count) for found, count in on_real]
-            emit(split=args.split, side=side, threshold=t, detection_rate=round(hits / n, 4),
-                 extra_boxes_synthetic=extra, synthetic_photos=len(photos),
-                 real_photos_wrong_count=sum(f != c for f, c in real_found), real_photos=len(real),
-                 real_extra_boxes=sum(max(0, f - c) for f, c in real_found), detect_ms=round(ms, 1))
+        raw = {name: [(p, detector.detect(p.rgb)) for p in photos] for name, photos in conditions.items()}
+        ms = (time.perf_counter() - start) * 1000 / sum(len(p) for p in conditions.values())
+        raw_neg = [(name, v.shape, detector.detect(v)) for name, v in negative_views]
+        raw_real = [(name, rgb.shape, detector.detect(rgb), f) for name, rgb, f in real]
+        for nms in NMS_VALUES:
+            for score in SCORES:
+                for rules_name, rules in rule_sets().items():
+                    row = dict(split=args.split, side=side, nms=nms, threshold=score, rules=rules_name)
+                    for name, photos in raw.items():
+                        hits = extra = hits_up = n_up = 0
+                        for photo, found in photos:
+                            kept = settle(found, photo.rgb.shape, score, nms, rules)
+                            pairs = match(photo.crops, [d.box for d in kept])
+                            hits += len(pairs)
+                            extra += len(kept) - len(pairs)
+                            if all(c.angle == 0 for c in photo.crops):
+                                hits_up, n_up = hits_up + len(pairs), n_up + len(photo.crops)
+                        n = sum(len(p.crops) for p, _ in photos)
+                        row[f"{name}_found"] = round(hits / n, 4)
+                        row[f"{name}_found_upright"] = round(hits_up / max(1, n_up), 4)
+                        row[f"{name}_extra"] = extra
+                    neg_boxes = [(name, len(settle(found, shape, score, nms, rules))) for name, shape, found in raw_neg]
+                    row["negative_boxes"] = sum(k for _, k in neg_boxes)
+                    row["negatives_with_a_box"] = sorted({name for name, k in neg_boxes if k})
+                    wrong = [name for name, shape, found, f in raw_real
+                             if not count_is_right(f, len(settle(found, shape, score, nms, rules)))]
+                    row["real_photos_wrong_count"] = wrong
+                    row["detect_ms"] = round(ms, 1)
+                    emit(**row)
+                    sweep.append(row)
+                    if not row["negative_boxes"] and not wrong:
+                        candidates.append(row)
+    emit(synthetic_photos={k: len(v) for k, v in conditions.items()},
+         synthetic_faces={k: sum(len(p.crops) for p in v) for k, v in conditions.items()},
+         upright_photos={k: len(v) for k, v in upright.items()}, negatives=len(negative_files),
+         negative_views=len(negative_views), real_photos=len(real))
+    for row in sorted(candidates, key=lambda r: (-r["noise_found"] - r["texture_found"], -r["small_found"],
+                                                 r["noise_extra"] + r["texture_extra"] + r["small_extra"]))[:8]:
+        emit(candidate=True, **row)
 
 
 def tta_sweep(args, predictors, faces, labels):

@@ -1,8 +1,10 @@
 """Synthetic photos made of real FER2013 faces, with the truth about every face in them.
 
-Each photo is a 640x480 canvas of blurred colour noise with a few FER2013 faces
-pasted on it: upscaled to 120-220 px, turned by up to +-`max_angle` degrees,
-never overlapping. The truth for each face is its label and the `Crop` that
+Each photo is a 640x480 canvas of blurred colour noise, or of a real photo with
+no face in it (`textures`: brick, grass, gravel, a cat, a concrete wall...,
+`tests/negatives/`), with a few FER2013 faces pasted on it: upscaled to
+120-220 px (or 40-100, `SMALL_FACE_SIDES`), turned by up to +-`max_angle`
+degrees, never overlapping. The truth for each face is its label and the `Crop` that
 cuts exactly the pasted square back out, so a pipeline's crop can be compared
 with the FER2013 framing and its prediction with the label.
 """
@@ -20,6 +22,8 @@ from fer_demo.faces import Crop
 CANVAS = (640, 480)
 FACE_SIDES = (120, 220)
 FACES_PER_PHOTO = 3
+SMALL_FACE_SIDES = (40, 100)  # faces in a group photo, near FER2013's own 48 px
+SMALL_FACES_PER_PHOTO = 8
 
 
 @dataclass
@@ -38,14 +42,40 @@ def background(rng: np.random.Generator, size=CANVAS) -> np.ndarray:
     return np.clip(smooth + grain, 0, 255).astype(np.uint8)
 
 
-def place(rng: np.random.Generator, n: int, max_angle: float, size=CANVAS, tries: int = 200) -> list[Crop]:
-    """Up to `n` non-overlapping turned squares inside the canvas."""
+def texture_background(rng: np.random.Generator, textures: list[np.ndarray], size=CANVAS) -> np.ndarray:
+    """A random crop (half to all of the shorter side, in the canvas's aspect) of one of `textures`
+    (RGB photos with no face), maybe mirrored, resized to the canvas: real face-like texture."""
+    w, h = size
+    texture = textures[rng.integers(len(textures))]
+    th, tw = texture.shape[:2]
+    scale = min(tw / w, th / h) * rng.uniform(0.5, 1.0)
+    cw, ch = max(8, round(w * scale)), max(8, round(h * scale))
+    x, y = rng.integers(0, tw - cw + 1), rng.integers(0, th - ch + 1)
+    crop = texture[y:y + ch, x:x + cw]
+    if crop.ndim == 2:
+        crop = np.repeat(crop[..., None], 3, axis=2)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    shrink = cv2.INTER_AREA if scale > 1 else cv2.INTER_CUBIC
+    return cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=shrink)
+
+
+def load_textures(files) -> list[np.ndarray]:
+    """The RGB pixels of each image file (the negatives in `tests/negatives/`)."""
+    from fer_demo.images import load_image
+
+    return [load_image(f).rgb for f in files]
+
+
+def place(rng: np.random.Generator, n: int, max_angle: float, size=CANVAS, tries: int = 200,
+          sides=FACE_SIDES) -> list[Crop]:
+    """Up to `n` non-overlapping turned squares inside the canvas, `sides` px (smallest, largest) each."""
     w, h = size
     crops: list[Crop] = []
     for _ in range(tries):
         if len(crops) == n:
             break
-        side = rng.uniform(*FACE_SIDES)
+        side = rng.uniform(*sides)
         angle = rng.uniform(-max_angle, max_angle) if max_angle else 0.0
         reach = side / 2 * (abs(math.cos(math.radians(angle))) + abs(math.sin(math.radians(angle))))
         if 2 * reach >= min(w, h):
@@ -69,14 +99,16 @@ def paste(canvas: np.ndarray, face: np.ndarray, crop: Crop) -> None:
     canvas[:] = (canvas * (1 - alpha) + warped[..., None].astype(np.float32) * alpha).astype(np.uint8)
 
 
-def make_photos(faces: np.ndarray, max_angle: float, seed: int = 0,
-                per_photo: int = FACES_PER_PHOTO) -> list[SyntheticPhoto]:
-    """Every face of `faces` (N, 48, 48) pasted once, `per_photo` to a photo, in order."""
+def make_photos(faces: np.ndarray, max_angle: float, seed: int = 0, per_photo: int = FACES_PER_PHOTO,
+                textures: list[np.ndarray] | None = None, sides=FACE_SIDES) -> list[SyntheticPhoto]:
+    """Every face of `faces` (N, 48, 48) pasted once, `per_photo` to a photo, in order, `sides` px
+    (smallest, largest) each; on blurred noise, or on crops of `textures` (real photos with no face)
+    when given."""
     rng = np.random.default_rng(seed)
     photos, i = [], 0
     while i < len(faces):
-        crops = place(rng, min(per_photo, len(faces) - i), max_angle)
-        canvas = background(rng)
+        crops = place(rng, min(per_photo, len(faces) - i), max_angle, sides=sides)
+        canvas = texture_background(rng, textures) if textures else background(rng)
         for k, crop in enumerate(crops):
             paste(canvas, faces[i + k], crop)
         photos.append(SyntheticPhoto(canvas, crops, list(range(i, i + len(crops)))))

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.real_photos import face_counts
+from bench.real_photos import count_is_right, face_counts
 from fer_demo.detectors import DETECTORS, YUNET_FILE, Box, Detection, HaarDetector, YuNetDetector, open_detector
 from fer_demo.faces import (GEOMETRY, Crop, crop_region, detector_crop, extract, face_crop, reading_order,
                             single_face, whole_image_crop)
@@ -39,7 +39,7 @@ def _inside(box: Box, x: float, y: float) -> bool:
 @pytest.mark.parametrize("name", sorted(FACE_COUNTS))
 def test_yunet_finds_every_face_and_nothing_else(yunet, name):
     found = yunet.detect(_photo(name))
-    assert len(found) == FACE_COUNTS[name], [d.box for d in found]
+    assert count_is_right(name, len(found)), [d.box for d in found]  # FACE_COUNTS[name], or a few more where allowed
     for d in found:
         assert d.landmarks is not None and len(d.landmarks) == 5
         assert all(_inside(d.box, x, y) for x, y in d.landmarks[:3])  # eyes and nose inside the box
