@@ -1,12 +1,13 @@
-# Entry points: `make run` (the app), `make test` (the test suite), `make space SPACE=user/name` (deploy).
-# `run` installs requirements.txt into .venv (what a Space installs); `test` adds requirements-dev.txt.
+# Entry points: `make run` (the app), `make test` (the test suite), `make lint` (ruff, configured in ruff.toml),
+# `make space SPACE=user/name` (deploy).
+# `run` installs requirements.txt into .venv (what a Space installs); `test` and `lint` add requirements-dev.txt.
 # Each stamp depends on the files it installs, so editing one re-installs.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SPACE ?=
 
-.PHONY: run test smoke bench space space-dry-run
+.PHONY: run test lint smoke bench space space-dry-run web web-serve
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,9 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(PY) -m pytest
 
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+
 smoke: $(VENV)/.dev
 	$(PY) -m train.train --dataset ../shared/data/fer2013 --epochs 1 --limit-train 2000 --out runs/smoke
 
@@ -40,3 +44,12 @@ space-dry-run: $(VENV)/.runtime
 
 space: $(VENV)/.runtime
 	$(PY) tools/deploy_space.py $(SPACE)
+
+# The static page (web/, see the README): export the ONNX files, install the pinned npm packages, build web/dist.
+web: $(VENV)/.dev
+	$(PY) -m train.export_web
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+web-serve:
+	@test -f web/dist/index.html || $(MAKE) web
+	$(PY) -m http.server $(or $(PORT),8000) --bind 127.0.0.1 --directory web/dist

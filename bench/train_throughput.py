@@ -1,6 +1,6 @@
 """Training throughput of the default recipe on this machine: fp32 vs bf16 autocast + channels_last.
 
-    python bench/train_throughput.py [--model resnet18 --stem s2 --batch-size 128 --steps 20]
+    python bench/train_throughput.py [--model resnet18 --stem s2 --crop 40 --batch-size 128 --steps 20]
 
 Times whole training steps as the trainer runs them (uint8 faces -> input ->
 batch augmentation -> forward/backward/SGD step) after warm-up, and prints one
@@ -27,7 +27,8 @@ from fer_demo.transforms import FER_MEAN, FER_STD, to_model_input  # noqa: E402
 from train.train import soft_targets, train_step  # noqa: E402
 
 
-def images_per_second(model_name, stem, batch_size, steps, warmup, bf16_channels_last: bool) -> float:
+def images_per_second(model_name, stem, batch_size, steps, warmup, bf16_channels_last: bool,
+                      crop: int | None = None) -> float:
     torch.manual_seed(0)
     model = create_fer_model(model_name, stem)
     memory_format = torch.channels_last if bf16_channels_last else torch.contiguous_format
@@ -40,7 +41,7 @@ def images_per_second(model_name, stem, batch_size, steps, warmup, bf16_channels
     for i in range(warmup + steps):
         if i == warmup:
             start = time.perf_counter()
-        x = augment_batch(to_model_input(faces, 48, FER_MEAN, FER_STD), AugmentConfig())
+        x = augment_batch(to_model_input(faces, 48, FER_MEAN, FER_STD), AugmentConfig(crop=crop))
         train_step(model, optimizer, scaler, x.contiguous(memory_format=memory_format),
                    soft_targets(labels, 0.1), None, autocast)
     return batch_size * steps / (time.perf_counter() - start)
@@ -50,13 +51,14 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="resnet18")
     p.add_argument("--stem", default="s2")
+    p.add_argument("--crop", type=int, default=None, help="train on random crops of this side (train --train-crop)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     args = p.parse_args()
-    fp32 = images_per_second(args.model, args.stem, args.batch_size, args.steps, args.warmup, False)
-    fast = images_per_second(args.model, args.stem, args.batch_size, args.steps, args.warmup, True)
-    print(json.dumps({"bench": "train_throughput", "model": args.model, "stem": args.stem,
+    fp32 = images_per_second(args.model, args.stem, args.batch_size, args.steps, args.warmup, False, args.crop)
+    fast = images_per_second(args.model, args.stem, args.batch_size, args.steps, args.warmup, True, args.crop)
+    print(json.dumps({"bench": "train_throughput", "model": args.model, "stem": args.stem, "crop": args.crop,
                       "batch_size": args.batch_size, "threads": torch.get_num_threads(),
                       "fp32_img_s": round(fp32, 1), "bf16_channels_last_img_s": round(fast, 1),
                       "speedup": round(fast / fp32, 2)}))

@@ -16,23 +16,29 @@ class AugmentConfig:
     rotate: float = 10.0      # max rotation, degrees
     scale: float = 0.1        # max zoom in or out, fraction
     erase: float = 0.25       # probability of one random-erasing rectangle
+    crop: int | None = None   # output side in pixels: a window of this many input pixels (None: the whole side)
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
-    """Random affine (shift, rotation, scale, mirror) and random erasing for a float batch (N, C, H, W)."""
-    n = x.shape[0]
+    """Random affine (shift, rotation, scale, mirror) and random erasing for a float batch (N, C, H, W).
+
+    With `cfg.crop`, the output is a `crop`-pixel square window of the input at its own pixel
+    scale, placed by the shift: a random crop, done in the same resampling step.
+    """
+    n, c, h, w = x.shape
+    side = cfg.crop or h
 
     def uniform(lo, hi):
         return torch.rand(n, generator=gen) * (hi - lo) + lo
 
     angle = uniform(-cfg.rotate, cfg.rotate) * math.pi / 180
-    scale = 1.0 / uniform(1 - cfg.scale, 1 + cfg.scale)
+    scale = side / h / uniform(1 - cfg.scale, 1 + cfg.scale)
     mirror = torch.where(torch.rand(n, generator=gen) < cfg.flip, -1.0, 1.0)
     tx, ty = uniform(-cfg.shift, cfg.shift) * 2, uniform(-cfg.shift, cfg.shift) * 2
     cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
     theta = torch.stack([torch.stack([cos * mirror, -sin, tx], 1),
                          torch.stack([sin * mirror, cos, ty], 1)], 1)
-    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x), [n, c, side, side], align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return random_erase(out, cfg.erase, gen) if cfg.erase > 0 else out
 

@@ -21,15 +21,15 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .checkpoint import REPO_ROOT
-from .labels import FER_LABELS, NUM_CLASSES, LabelError, fer_index_map
+from .labels import FACE_SIZE, FER_LABELS, NUM_CLASSES, LabelError, fer_index_map
 
 # A Hub copy of FER2013 with the original Training / PublicTest / PrivateTest splits.
 DEFAULT_DATASET = "Aaryan333/fer2013_train_publicTest_privateTest"
 # The local copy beside the repo (`hf download DEFAULT_DATASET --local-dir` it) that the app's Test set tab,
 # the tests and the benches read when it is there.
 LOCAL_DATASET = REPO_ROOT.parent / "shared" / "data" / "fer2013"
-FACE_SIZE = 48
 SPLITS = ("train", "validation", "test")
+VAL_FRACTION = 0.1  # of train, carved as validation from a data set that has no validation split
 _SPLIT_ALIASES = {
     "train": ("train", "training"),
     "validation": ("validation", "valid", "val", "publictest", "public_test"),
@@ -89,20 +89,18 @@ def load_fer(
     revision: str | None = None,
     limits: dict[str, int | None] | None = None,
     seed: int = 0,
-    val_fraction: float = 0.1,
     log=print,
 ) -> dict[str, FaceSplit]:
     """Load the requested splits of a FER2013 copy as `FaceSplit`s.
 
     `limits` caps a split to a seeded random subset (for smoke runs). A data
     set without a validation split gets a stratified, seeded one carved from
-    train, and `log` says so.
+    train (VAL_FRACTION of it), and `log` says so.
     """
-    return fer_splits(load_raw(dataset, revision), dataset, splits, limits, seed, val_fraction, log)
+    return fer_splits(load_raw(dataset, revision), dataset, splits, limits, seed, log)
 
 
-def fer_splits(raw, dataset: str, splits=SPLITS, limits=None, seed: int = 0, val_fraction: float = 0.1,
-               log=print) -> dict[str, FaceSplit]:
+def fer_splits(raw, dataset: str, splits=SPLITS, limits=None, seed: int = 0, log=print) -> dict[str, FaceSplit]:
     """`load_fer` on an already loaded `DatasetDict` (`dataset` names it in messages)."""
     columns = next(iter(raw.values())).column_names
     by_split = _kaggle_splits(raw) if is_kaggle_csv(columns) else _hub_splits(raw)
@@ -124,8 +122,8 @@ def fer_splits(raw, dataset: str, splits=SPLITS, limits=None, seed: int = 0, val
         if limit is None:
             _check_all_classes(out[name], dataset)
     if carve:
-        train, val = stratified_split(out["train"], val_fraction, seed)
-        log(f"{dataset!r} has no validation split: carved a stratified {val_fraction:.0%} "
+        train, val = stratified_split(out["train"], VAL_FRACTION, seed)
+        log(f"{dataset!r} has no validation split: carved a stratified {VAL_FRACTION:.0%} "
             f"of train ({len(val)} images, seed {seed}) as validation")
         out["train"], out["validation"] = _limit(train, limits.get("train"), seed), _limit(
             val, limits.get("validation"), seed)

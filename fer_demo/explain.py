@@ -26,7 +26,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, 
 
 from .faces import single_face
 from .images import ImageLoadError, load_image
-from .labels import label_probs
+from .labels import PROB_DIGITS, rounded_label_probs
 from .model import CAM_LAYERS
 from .predict import Predictor
 from .transforms import to_model_input
@@ -188,7 +188,7 @@ def explain_face(predictor: Predictor, face: np.ndarray, method: str = DEFAULT_M
     cams = compute_cams(predictor, faces, classes, method, layer, progress)
     scores = faithfulness(predictor, faces, cams, classes) if with_faithfulness else [{}] * len(classes)
     predicted = int(probs.argmax())
-    maps = [{"class": predictor.labels[c], "probability": round(float(probs[c]), 6), **s,
+    maps = [{"class": predictor.labels[c], "probability": round(float(probs[c]), PROB_DIGITS), **s,
              "cam": np.round(cam, 3).tolist()} for c, cam, s in zip(classes, cams, scores)]
     notes = [f"{method} does not depend on the target class: every class gets the same map."] \
         if METHODS[method].class_agnostic else []
@@ -198,8 +198,8 @@ def explain_face(predictor: Predictor, face: np.ndarray, method: str = DEFAULT_M
         "map_size": int(predictor.map_sizes[layer]),
         "target": "all" if len(classes) > 1 else predictor.labels[classes[0]],
         "predicted": predictor.labels[predicted],
-        "confidence": round(float(probs[predicted]), 6),
-        "probabilities": {name: round(p, 6) for name, p in label_probs(probs, predictor.labels).items()},
+        "confidence": round(float(probs[predicted]), PROB_DIGITS),
+        "probabilities": rounded_label_probs(probs, predictor.labels),
         "maps": maps,
         "faithfulness": FAITHFULNESS_NOTE if with_faithfulness else None,
         "notes": notes,

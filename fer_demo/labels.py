@@ -1,9 +1,12 @@
-"""FER2013 label names, and mapping of any data set's label names onto them by name."""
+"""FER2013 label names and face size (what the model takes in and puts out), and mapping of any data set's
+label names onto them by name."""
 
 from __future__ import annotations
 
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NUM_CLASSES = len(FER_LABELS)
+FACE_SIZE = 48  # FER2013 faces are 48 x 48 grey pixels: the crops the app cuts and the model's native input
+PROB_DIGITS = 6  # decimals of a probability in the JSON answers
 
 # Names that FER2013 copies on the Hub use for the same classes.
 _SYNONYMS = {
@@ -20,6 +23,11 @@ _SYNONYMS = {
 def label_probs(probs, labels=FER_LABELS) -> dict[str, float]:
     """{label name: probability}, the shape gr.Label and the JSON answers use."""
     return {name: float(p) for name, p in zip(labels, probs)}
+
+
+def rounded_label_probs(probs, labels=FER_LABELS, digits: int = PROB_DIGITS) -> dict[str, float]:
+    """`label_probs` rounded to `digits` decimals, as the JSON answers and the video CSV give them."""
+    return {name: round(p, digits) for name, p in label_probs(probs, labels).items()}
 
 
 class LabelError(ValueError):

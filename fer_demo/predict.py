@@ -17,10 +17,10 @@ import torch
 from . import checkpoint as ckpt
 from .backends import load_classifier
 from .detectors import DEFAULT_DETECTOR, DETECT_SIDE, Box, Detection, open_detector
-from .faces import (FACE_SIZE, MAX_FACES, MAX_FACES_CLASSIFIED, Crop, detector_crop, extract, is_face_crop,
+from .faces import (MAX_FACES, MAX_FACES_CLASSIFIED, Crop, detector_crop, extract, is_face_crop,
                     reading_order, whole_image_box, whole_image_crop)
 from .images import LoadedImage, load_image
-from .labels import label_probs
+from .labels import FACE_SIZE, NUM_CLASSES, PROB_DIGITS, rounded_label_probs
 from .model import eval_mode, stage_map_sizes
 from .transforms import TTA, to_model_input, tta_name
 
@@ -43,31 +43,32 @@ def autocast_for(device: torch.device | str):
 
 @torch.inference_mode()
 def predict_probs(model, faces: torch.Tensor, config: dict, tta: bool | str = False,
-                  batch_size: int = 128, amp: bool = True, progress=None) -> torch.Tensor:
+                  batch_size: int = 128, progress=None) -> torch.Tensor:
     """Softmax probabilities (N, 7) for uint8 faces (N, 48, 48); `tta` (a `transforms.TTA` name, or
-    True for the evaluator's 10 views) averages the softmax over its views.
+    True for the evaluator's 10 views) averages the softmax over its views. Runs under `autocast_for`.
 
     `model` is a torch module or any callable from input to logits with a `device`
-    (backends.OnnxClassifier). Batches of 128 run faster here than 512: they stay in cache.
+    (backends.OnnxClassifier). The default batch of 128 faces, which evaluation and training use, ran
+    faster on CPU than 512 (it stays in cache). `Predictor.classify` passes all of its faces as one batch
+    instead: a photo's faces, or the 512 at a time that the Test set tab (testset.py) hands it.
     """
     device = getattr(model, "device", None) or next(model.parameters()).device
     with eval_mode(model):
-        return _predict_batches(model, faces, config, tta, batch_size, amp, progress, device)
+        return _predict_batches(model, faces, config, tta, batch_size, progress, device)
 
 
-def _predict_batches(model, faces, config, tta, batch_size, amp, progress, device) -> torch.Tensor:
+def _predict_batches(model, faces, config, tta, batch_size, progress, device) -> torch.Tensor:
     out = []
     batches = range(0, len(faces), batch_size)
     for start in (progress(batches) if progress else batches):
         x = to_model_input(faces[start:start + batch_size].to(device), config["input_size"],
                            config["mean"], config["std"]).contiguous(memory_format=torch.channels_last)
         views = TTA[tta_name(tta)].make(x)
-        with autocast_for(device) if amp else torch.autocast(device.type, enabled=False):
+        with autocast_for(device):
             logits = model(torch.cat(views))
         probs = logits.float().softmax(-1).view(len(views), len(x), -1).mean(0)
         out.append(probs.cpu())
     return torch.cat(out) if out else torch.empty(0, NUM_CLASSES)
-
 
 
 @dataclass
@@ -126,8 +127,8 @@ class Analysis:
                 **f.detection.scaled(inv).to_json(),
                 "crop": f.crop.scaled(inv).to_json(),
                 "label": self.labels[int(f.probs.argmax())],
-                "confidence": round(float(f.probs.max()), 6),
-                "probabilities": {k: round(v, 6) for k, v in label_probs(f.probs, self.labels).items()},
+                "confidence": round(float(f.probs.max()), PROB_DIGITS),
+                "probabilities": rounded_label_probs(f.probs, self.labels),
             } for f in self.faces],
             "n_faces": len(self.faces),
             "n_detected": self.n_detected,

@@ -7,13 +7,14 @@ import numpy as np
 
 from .drawing import enlarge, overlay
 from .explain import DEFAULT_METHOD, FAITHFULNESS_NOTE, METHOD_HINT, METHODS, SLOW_METHODS, default_layer, explain_image
+from .labels import NUM_CLASSES
 from .model import CAM_LAYERS
 from .predict import Predictor
 from .testset import HeldOutSet
-from .ui_common import bind, example_files, photo_input, readable
+from .ui_common import bind, errors_as_gr_error, example_files, photo_input
 
 
-@readable
+@errors_as_gr_error
 def api_explain(predictor: Predictor, face_image: str | None, method: str = DEFAULT_METHOD, layer: str | None = None,
                 target: str = "predicted", all_classes: bool = False, progress=gr.Progress()) -> dict:
     """Explain one face: CAM maps (48x48, 0-1) for the chosen class(es), with faithfulness scores."""
@@ -28,7 +29,7 @@ def ui_explain(predictor: Predictor, face_image, method, layer, target, all_clas
     return api_explain(predictor, face_image, method, layer, target, all_classes, progress)
 
 
-@readable
+@errors_as_gr_error
 def render_explain(result, opacity):
     if not result:
         return "", None, None, None, gr.update(value=None, visible=False), None
@@ -49,7 +50,7 @@ def render_explain(result, opacity):
             gr.update(value=gallery, visible=gallery is not None), table)
 
 
-@readable
+@errors_as_gr_error
 def pick_test_face(heldout: HeldOutSet, label, progress=gr.Progress()):
     face, index, true = heldout.random_face(None if label == "any" else label,
                                             progress=lambda f, d: progress(f, desc=d))
@@ -83,7 +84,7 @@ def build_explorer_tab(predictor: Predictor, heldout: HeldOutSet) -> None:
                 ex_face = gr.Image(label="Face (48x48, enlarged)", interactive=False, height=260, format="png")
                 ex_overlay = gr.Image(label="Heatmap", interactive=False, height=260, format="png",
                                       elem_id="ex-overlay")
-                ex_probs = gr.Label(num_top_classes=7, label="Prediction", elem_id="ex-probs")
+                ex_probs = gr.Label(num_top_classes=NUM_CLASSES, label="Prediction", elem_id="ex-probs")
             ex_grid = gr.Gallery(label="One map per class", columns=4, height="auto", visible=False,
                                  object_fit="contain", elem_id="ex-grid")
             ex_table = gr.Dataframe(headers=["class", "probability", "ROAD", "CAM x image change"],

@@ -13,10 +13,10 @@ from .drawing import annotate, cam_on_photo, enlarge, overlay
 from .explain import DEFAULT_METHOD, default_layer, top_class_cams
 from .faces import MAX_FACES
 from .images import MAX_FILE_BYTES, MAX_SIDE, ImageLoadError, describe_bytes, load_image
-from .labels import label_probs
+from .labels import FACE_SIZE, NUM_CLASSES, label_probs
 from .predict import Analysis, Predictor
 from .transforms import TTA
-from .ui_common import bind, example_files, photo_input, readable
+from .ui_common import bind, errors_as_gr_error, example_files, photo_input
 
 FACES_PER_ROW = 3
 LIVE_OPACITY = 0.45
@@ -28,7 +28,7 @@ def serving_tta(predictor: Predictor, on: bool) -> str:
     return predictor.tta if on else "none"
 
 
-@readable
+@errors_as_gr_error
 def api_predict(predictor: Predictor, photo: str | None, whole_image: bool = False, tta: bool = True) -> dict:
     """Find the faces in a photo and classify each: box, eye landmarks, crop, top label and the 7 probabilities.
     `tta` averages each face with its views (the answer's "tta" names them); false classifies the face alone."""
@@ -58,7 +58,7 @@ def labelled(a: Analysis, rgb: np.ndarray | None = None) -> np.ndarray:
 def face_cams(predictor: Predictor, a: Analysis) -> np.ndarray:
     detailed = a.detailed()
     if not detailed:
-        return np.zeros((0, 48, 48), np.float32)
+        return np.zeros((0, FACE_SIZE, FACE_SIZE), np.float32)
     return top_class_cams(predictor, np.stack([f.face for f in detailed]), [int(f.probs.argmax()) for f in detailed])
 
 
@@ -80,7 +80,7 @@ def face_slots(a: Analysis, cams, opacity: float) -> list:
     return [*rows, *crops, *overlays, *labels]
 
 
-@readable
+@errors_as_gr_error
 def render_predict(predictor: Predictor, photo, whole_image, tta, result, opacity):
     """Draw /predict's answer: boxed photo, Grad-CAMs on the photo, and one slot per detailed face."""
     if photo is None or not result:
@@ -119,8 +119,8 @@ def label_frame(predictor: Predictor, frame, show_cam: bool = False):
 def settings_text(predictor: Predictor) -> str:
     d = predictor.detector
     text = (f"Detector: {d.name}, on a copy {d.side} px on its longest side. Each face is turned so that its eyes "
-            f"are level, cropped square like FER2013, grayscale, 48x48, and classified with test-time augmentation: "
-            f"{TTA[predictor.tta].description}, averaged. "
+            f"are level, cropped square like FER2013, grayscale, {FACE_SIZE}x{FACE_SIZE}, and classified with "
+            f"test-time augmentation: {TTA[predictor.tta].description}, averaged. "
             f"Uploads: at most {describe_bytes(MAX_FILE_BYTES)}; larger photos are scaled to {MAX_SIDE} px.")
     return text + "".join(f"\n\n**Note:** {n}" for n in predictor.notes)
 
@@ -154,11 +154,11 @@ def build_predict_tab(predictor: Predictor) -> None:
             for i in range(first, min(first + FACES_PER_ROW, MAX_FACES)):
                 with gr.Column(min_width=320):
                     with gr.Row():
-                        crops.append(gr.Image(label="Face crop (48x48)", interactive=False, height=170,
-                                              format="png", elem_id=f"crop-{i}"))
+                        crops.append(gr.Image(label=f"Face crop ({FACE_SIZE}x{FACE_SIZE})", interactive=False,
+                                              height=170, format="png", elem_id=f"crop-{i}"))
                         overlays.append(gr.Image(label="Grad-CAM, top label", interactive=False, height=170,
                                                  format="png", elem_id=f"cam-{i}"))
-                    label_slots.append(gr.Label(num_top_classes=7, elem_id=f"label-{i}"))
+                    label_slots.append(gr.Label(num_top_classes=NUM_CLASSES, elem_id=f"label-{i}"))
         rows.append(row)
     with gr.Accordion("Live webcam", open=False):
         gr.Markdown(f"Labels every face in the webcam stream ({TTA[LIVE_TTA].description}, to keep up); tick the "

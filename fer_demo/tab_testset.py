@@ -10,13 +10,14 @@ from .drawing import enlarge, overlay
 from .explain import DEFAULT_METHOD, default_layer, top_class_cams
 from .predict import Predictor
 from .testset import MODES, DatasetUnavailable, HeldOutSet
-from .ui_common import bind, readable
+from .ui_common import bind, errors_as_gr_error
 
-COUNTS = ("row-normalized", "counts")
+ROW_NORMALIZED, RAW_COUNTS = "row-normalized", "counts"
+COUNTS = (ROW_NORMALIZED, RAW_COUNTS)  # the confusion matrix's two views, the first shown first
 CORNER = "true \\ predicted"
 
 
-@readable
+@errors_as_gr_error
 def api_confusion(heldout: HeldOutSet, true: str, predicted: str, mode: str = "no TTA",
                   progress=gr.Progress()) -> dict:
     """Test faces of true class `true` that the model predicts as `predicted` (up to 12, most confident first);
@@ -24,7 +25,7 @@ def api_confusion(heldout: HeldOutSet, true: str, predicted: str, mode: str = "n
     return heldout.cell(true, predicted, mode=mode, progress=lambda f, d: progress(f, desc=d))
 
 
-@readable
+@errors_as_gr_error
 def api_test_report(heldout: HeldOutSet) -> dict:
     """The shipped test report of the serving backend: accuracy, macro-F1, ECE, NLL, per-class figures
     and confusion, +/- TTA."""
@@ -36,7 +37,7 @@ def api_test_report(heldout: HeldOutSet) -> dict:
 def matrix_table(heldout: HeldOutSet, mode: str, counts: str):
     """The confusion matrix as a table shaded like a heatmap (a Styler); a click on a cell picks it."""
     m = heldout.metrics(mode)
-    normalized = counts == COUNTS[0]
+    normalized = counts == ROW_NORMALIZED
     values = np.asarray(m["confusion_normalized" if normalized else "confusion"], dtype=float)
     frame = pd.DataFrame(values.round(3) if normalized else values.astype(int), columns=m["labels"])
     frame.insert(0, CORNER, m["labels"])
@@ -45,7 +46,7 @@ def matrix_table(heldout: HeldOutSet, mode: str, counts: str):
         "{:.2f}" if normalized else "{:d}", subset=list(m["labels"]))
 
 
-@readable
+@errors_as_gr_error
 def render_figure(heldout: HeldOutSet, mode, counts):
     return matrix_table(heldout, mode, counts), heldout.per_class_rows(mode)
 
@@ -58,7 +59,7 @@ def clicked_cell(table: pd.DataFrame, evt: gr.SelectData):
     return true, (str(table.columns[col]) if col > 0 else true)
 
 
-@readable
+@errors_as_gr_error
 def render_cell(predictor: Predictor, heldout: HeldOutSet, result):
     if not result:
         return "", None
@@ -97,8 +98,8 @@ def build_testset_tab(predictor: Predictor, heldout: HeldOutSet) -> None:
         with gr.Column(scale=3):
             with gr.Row():
                 ts_mode = gr.Radio(modes or list(MODES)[:1], value=list(MODES)[0], label="Predictions")
-                ts_counts = gr.Radio(list(COUNTS), value=COUNTS[0], label="Confusion matrix (rows: true class)")
-            matrix, per_class0 = render_figure(heldout, list(MODES)[0], COUNTS[0]) if modes else (None, None)
+                ts_counts = gr.Radio(list(COUNTS), value=ROW_NORMALIZED, label="Confusion matrix (rows: true class)")
+            matrix, per_class0 = render_figure(heldout, list(MODES)[0], ROW_NORMALIZED) if modes else (None, None)
             ts_matrix = gr.Dataframe(value=matrix, label="Confusion matrix: click a cell to see its faces",
                                      interactive=False, elem_id="confusion-matrix")
         with gr.Column(scale=2):

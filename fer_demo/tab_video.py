@@ -12,11 +12,11 @@ from .clips import ACCEPTED, MAX_SECONDS, ClipError
 from .images import MAX_FILE_BYTES, describe_bytes
 from .predict import Predictor
 from .tracking import MAX_GAP_SECONDS
-from .ui_common import bind, readable
+from .ui_common import bind, errors_as_gr_error
 from .video import DEFAULT_RATE, MAX_RATE, MIN_RATE, analyze_clip, read_csv, timeline_figure
 
 
-@readable
+@errors_as_gr_error
 def api_video(predictor: Predictor, clip: str | None, rate: float = DEFAULT_RATE,
               progress=gr.Progress()) -> tuple[dict, str, str]:
     """Find, follow and classify the faces of a clip (at most 60 s) sampled at `rate` frames per second.
@@ -28,7 +28,7 @@ def api_video(predictor: Predictor, clip: str | None, rate: float = DEFAULT_RATE
     return result.summary, str(result.video_path), str(result.csv_path)
 
 
-@readable
+@errors_as_gr_error
 def render_video(predictor: Predictor, result: dict | None, csv_file: str | None):
     """The message and the timeline figure for an answer of /video."""
     if not result or not csv_file:
@@ -52,9 +52,9 @@ def build_video_tab(predictor: Predictor) -> None:
                     "faces are followed from frame to frame by position, so each person keeps one number "
                     f"(P1, P2, ...); someone out of sight for more than {MAX_GAP_SECONDS:g} s comes back with a "
                     "new one. To keep up, frames are classified without test-time augmentation (the Predict tab "
-                    "also averages in the mirrored face). The annotated clip shows the sampled frames, at the "
-                    "rate they were sampled, without sound. A clip your browser cannot preview (such as MPEG-4 "
-                    "Part 2 or AVI) is analysed all the same.")
+                    "averages 10 views of each face: shifted and mirrored copies). The annotated clip shows the "
+                    "sampled frames, at the rate they were sampled, without sound. A clip your browser cannot "
+                    "preview (such as MPEG-4 Part 2 or AVI) is analysed all the same.")
             with gr.Column(scale=2):
                 message = gr.Markdown(elem_id="video-message")
                 annotated = gr.Video(label="Faces followed (numbered per person)", interactive=False,

@@ -20,7 +20,7 @@ import numpy as np
 
 from .backends import report_name
 from .data import DEFAULT_DATASET, LOCAL_DATASET
-from .labels import label_probs
+from .labels import PROB_DIGITS, rounded_label_probs
 from .predict import Predictor
 
 MODES = {"no TTA": "no_tta", "TTA": "tta"}  # the report's key for each
@@ -147,7 +147,7 @@ class HeldOutSet:
         with self._lock:
             if mode not in self._probs:
                 probs = np.zeros((len(images), len(self.predictor.labels)), np.float32)
-                step = 512
+                step = 512  # faces per classify() call, one batch each (see predict_probs): coarse progress steps
                 for start in range(0, len(images), step):
                     if progress:
                         progress(0.1 + 0.9 * start / max(len(images), 1),
@@ -181,15 +181,16 @@ class HeldOutSet:
             "n_test": int(len(y)),
             "dataset": self.dataset,
             "faces": [{"test_index": int(i), "label": true, "predicted": labels[int(pred[i])],
-                       "confidence": round(float(probs[i].max()), 6),
-                       "probabilities": {n: round(v, 6) for n, v in label_probs(probs[i], labels).items()}}
+                       "confidence": round(float(probs[i].max()), PROB_DIGITS),
+                       "probabilities": rounded_label_probs(probs[i], labels)}
                       for i in shown],
         }
 
     def face(self, test_index: int) -> np.ndarray:
         return self.faces()[0][int(test_index)]
 
-    def random_face(self, label: str | None = None, seed: int | None = None, progress=None) -> tuple[np.ndarray, int, str]:
+    def random_face(self, label: str | None = None, seed: int | None = None,
+                    progress=None) -> tuple[np.ndarray, int, str]:
         """A random test face (of class `label`, if given): (face, test index, true label)."""
         images, y = self.faces(progress)
         labels = self.predictor.labels

@@ -8,9 +8,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .labels import FACE_SIZE
+
 # Grayscale mean and std of FER2013 train pixels (/ 255), measured over 3,000 faces.
 FER_MEAN, FER_STD = 0.51, 0.30
-TTA_SHIFT = 3  # pixels, at 48x48
+TTA_SHIFT = 3  # pixels, at FACE_SIZE (48x48)
 
 
 def to_model_input(faces: torch.Tensor, input_size: int, mean: float, std: float) -> torch.Tensor:
@@ -35,7 +37,7 @@ def shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
 
 def tta_views(x: torch.Tensor) -> list[torch.Tensor]:
     """The 10 TTA views: {identity, 4 shifted crops of TTA_SHIFT px} x {as is, mirrored}."""
-    s = max(1, round(TTA_SHIFT * x.shape[-1] / 48))
+    s = max(1, round(TTA_SHIFT * x.shape[-1] / FACE_SIZE))
     crops = [x, shift(x, s, 0), shift(x, -s, 0), shift(x, 0, s), shift(x, 0, -s)]
     return crops + [c.flip(-1) for c in crops]
 

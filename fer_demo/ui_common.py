@@ -43,8 +43,8 @@ def photo_input(**kwargs) -> gr.Image:
     return image
 
 
-def readable(fn):
-    """Turn every exception into a gr.Error with a readable message (never a stack trace)."""
+def errors_as_gr_error(fn):
+    """Raise every exception of `fn` as a gr.Error with a readable message (never a stack trace)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):

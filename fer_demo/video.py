@@ -22,11 +22,12 @@ from matplotlib.figure import Figure
 
 from .clips import DURATION_SLACK, MAX_SECONDS, ClipError, ClipInfo, h264_writer, probe, sample_frames
 from .drawing import annotate
-from .labels import label_probs
+from .labels import rounded_label_probs
 from .predict import Predictor
 from .tracking import Tracker
 
-VIDEO_TTA = "none"  # one view per face: the flip TTA of the Predict tab would halve the frames per second
+VIDEO_TTA = "none"  # one view per face: the 10 views of the Predict tab would cost ten forward passes a face
+CSV_DIGITS = 4  # decimals of a probability in the CSV
 WORK_SIDE = 960  # frames are scaled down to this longest side (the detector sees 640 px anyway)
 MIN_RATE, MAX_RATE, DEFAULT_RATE = 0.5, 10.0, 2.0  # frames analysed per second of clip
 BOX_FIELDS = ("x", "y", "w", "h")  # in the clip's own pixels
@@ -128,7 +129,7 @@ def analyze_frame(predictor: Predictor, tracker: Tracker, index: int, t: float, 
     back = rgb.shape[1] / size[0]  # work pixels -> the clip's own pixels
     labels = predictor.labels
     rows = [{"frame": index, "time": round(t, 3), "person": person, **f.box.scaled(back).to_json(),
-             **{name: round(p, 4) for name, p in label_probs(f.probs, labels).items()}} for person, f in ordered]
+             **rounded_label_probs(f.probs, labels, CSV_DIGITS)} for person, f in ordered]
     boxed = annotate(frame, [f.box for _, f in ordered],
                      [f"P{p} {labels[int(f.probs.argmax())]} {f.probs.max():.0%}" for p, f in ordered])
     return rows, boxed

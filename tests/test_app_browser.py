@@ -6,6 +6,7 @@ that a failure. Screenshots go to the test's tmp folder and tests/artifacts/.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -69,18 +70,32 @@ def _fake_webcam(path: Path, frames: int = 20) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def launched_chromium(webcam_dir: Path | None = None):
+    """A context manager giving headless Chromium (skipping or failing as `_require_browser` says); with
+    `webcam_dir`, its fake camera plays a clip of the astronaut photo written there."""
     _require_browser()
     from playwright.sync_api import sync_playwright
 
-    clip = _fake_webcam(tmp_path_factory.mktemp("webcam") / "astronaut.y4m")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + [
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={clip}"])
+    args = list(CHROMIUM_ARGS)
+    if webcam_dir is not None:
+        args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-video-capture={_fake_webcam(webcam_dir / 'astronaut.y4m')}"]
+
+    @contextlib.contextmanager
+    def launched():
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+            try:
+                yield browser
+            finally:
+                browser.close()
+    return launched()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    with launched_chromium(tmp_path_factory.mktemp("webcam")) as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -111,7 +126,8 @@ def _wait_for_image(page, selector: str):
 
 def _label_text(page, selector: str) -> str:
     page.wait_for_function(
-        "([s, names]) => { const e = document.querySelector(s); return e && names.some(n => e.innerText.includes(n)); }",
+        "([s, names]) => { const e = document.querySelector(s); "
+        "return e && names.some(n => e.innerText.includes(n)); }",
         arg=[selector, list(FER_LABELS)])
     return page.inner_text(selector)
 

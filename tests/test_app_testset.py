@@ -12,8 +12,8 @@ import pytest
 from fer_demo.backends import report_name
 from fer_demo.data import DEFAULT_DATASET
 from fer_demo.labels import FER_LABELS
-from fer_demo.tab_testset import (CORNER, COUNTS, api_confusion, api_test_report, clicked_cell, matrix_table,
-                                  render_cell, render_figure)
+from fer_demo.tab_testset import (CORNER, COUNTS, ROW_NORMALIZED, api_confusion, api_test_report, clicked_cell,
+                                  matrix_table, render_cell, render_figure)
 from fer_demo.testset import MODES, DatasetUnavailable, HeldOutSet, resolve_dataset
 
 from .conftest import FER_DIR
@@ -74,7 +74,7 @@ def test_the_matrix_table_shows_the_report(no_data, report, mode):
     counts = matrix_table(no_data, mode, "counts").data
     assert list(counts.columns) == [CORNER, *FER_LABELS] and list(counts[CORNER]) == list(FER_LABELS)
     assert counts[list(FER_LABELS)].to_numpy().tolist() == m["confusion"]
-    norm = matrix_table(no_data, mode, COUNTS[0]).data[list(FER_LABELS)].to_numpy()
+    norm = matrix_table(no_data, mode, ROW_NORMALIZED).data[list(FER_LABELS)].to_numpy()
     np.testing.assert_allclose(norm, np.round(m["confusion_normalized"], 3))
     np.testing.assert_allclose(norm.sum(1), 1.0, atol=4e-3)  # rows of shares, rounded to 3 decimals
     table, per_class = render_figure(no_data, mode, "counts")

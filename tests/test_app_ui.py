@@ -16,7 +16,7 @@ from fer_demo.tab_predict import FACES_PER_ROW, api_predict, label_frame, render
 from fer_demo.testset import HeldOutSet
 from fer_demo.transforms import TTA
 from fer_demo.ui import build_app, card_images, link_card_images
-from fer_demo.ui_common import bind, example_files, photo_input, readable
+from fer_demo.ui_common import bind, errors_as_gr_error, example_files, photo_input
 
 from .conftest import EXAMPLES, REPO
 
@@ -198,12 +198,12 @@ def test_example_files_are_the_images_of_a_folder():
     assert example_files("no-such-folder") == []
 
 
-def test_readable_turns_exceptions_into_gr_errors():
-    @readable
+def test_errors_as_gr_error_turns_every_exception_into_a_readable_gr_error():
+    @errors_as_gr_error
     def bad_image():
         raise ImageLoadError("the file 'x.txt' is not an image we can read")
 
-    @readable
+    @errors_as_gr_error
     def crash():
         raise KeyError("internal detail")
 

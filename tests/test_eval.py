@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from fer_demo.evaluation import classification_metrics, expected_calibration_error
-from fer_demo.labels import FER_LABELS
+from fer_demo.labels import FACE_SIZE, FER_LABELS, NUM_CLASSES
+from fer_demo.model import create_fer_model
+from fer_demo.predict import predict_probs
+from fer_demo.transforms import FER_MEAN, FER_STD
 from train.evaluate import main as evaluate_main
 
 from .fer_samples import FER2013, kaggle_rows, needs_fer2013, real_faces, write_kaggle_csv, write_parquet_split
@@ -77,6 +80,23 @@ def test_same_accuracy_from_parquet_reordered_labels_and_kaggle_csv(tmp_path, ca
     assert lines[0]["n"] == lines[1]["n"] == lines[2]["n"] == 200
     assert lines[0]["accuracy"] == lines[1]["accuracy"] == lines[2]["accuracy"]
     assert lines[0]["macro_f1"] == lines[1]["macro_f1"] == lines[2]["macro_f1"]
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_predict_probs_on_no_faces_is_an_empty_batch(tta):
+    config = {"input_size": FACE_SIZE, "mean": FER_MEAN, "std": FER_STD}
+    no_faces = torch.zeros((0, FACE_SIZE, FACE_SIZE), dtype=torch.uint8)
+    probs = predict_probs(create_fer_model("resnet18", "s2"), no_faces, config, tta=tta)
+    assert probs.shape == (0, NUM_CLASSES) and probs.dtype == torch.float32
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "ten"])
+def test_a_limit_of_no_faces_is_a_clear_error(limit, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error, before anything is loaded
+        evaluate_main(["--dataset", str(FER2013), "--limit", limit])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--limit" in err and ("at least 1 face" in err or "whole number" in err)
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):

@@ -21,8 +21,8 @@ from fer_demo.evaluation import classification_metrics
 from fer_demo.predict import predict_probs
 from fer_demo.model import create_fer_model
 from fer_demo.transforms import FER_MEAN, FER_STD
+from train.train import PER_INVOCATION, parse_args, validate
 from train.train import main as train_main
-from train.train import validate
 
 from .fer_samples import FER2013, REPO, needs_fer2013
 
@@ -102,13 +102,32 @@ def _weights(folder):
     return load_file(str(folder / ckpt.MODEL_FILE))
 
 
+def test_torch_threads_keeps_its_old_name_as_a_hidden_alias(capsys):
+    assert parse_args(["--torch-threads", "3"]).workers_threads == 3
+    assert parse_args(["--workers-threads", "2"]).workers_threads == 2  # older commands
+    assert parse_args([]).workers_threads is None and "workers_threads" in PER_INVOCATION
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    shown = capsys.readouterr().out
+    assert "--torch-threads" in shown and "--workers-threads" not in shown
+
+
+# How a first invocation stops, and the step it leaves in last/ (4 steps an epoch).
+STOPS = {"max-steps": (["--max-steps", "5"], 5),  # mid epoch 2
+         "time-budget": (["--time-budget-min", "0"], 4)}  # at the first epoch boundary
+
+
 @needs_fer2013
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("stop", STOPS)
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, stop, capsys):
     whole, split = tmp_path / "whole", tmp_path / "split"
-    args = SMALL + ["--epochs", "2", "--no-test", "--ema", "0.9"]  # --no-test: old commands still parse
+    args = SMALL + ["--epochs", "2", "--ema", "0.9"]
     assert train_main(args + ["--out", str(whole)]) == 0
-    assert train_main(args + ["--out", str(split), "--max-steps", "5"]) == 0  # stops mid epoch 2
-    assert ckpt.read_state(split / "last")["step"] == 5
+    stop_args, step = STOPS[stop]
+    assert train_main(args + ["--out", str(split)] + stop_args) == 0
+    assert ckpt.read_state(split / "last")["step"] == step
+    if stop == "time-budget":
+        assert f"continue with python -m train.train --resume {split}" in capsys.readouterr().out
     assert train_main(["--resume", str(split)]) == 0
     a, b = _weights(whole / "last"), _weights(split / "last")
     assert a.keys() == b.keys()

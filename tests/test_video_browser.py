@@ -10,7 +10,7 @@ import pytest
 
 from fer_demo.clips import h264_writer
 
-from .test_app_browser import CHROMIUM, CHROMIUM_ARGS, _keep, _require_browser
+from .test_app_browser import _keep, launched_chromium
 from .test_video import FPS, RATE, SIZE, two_people
 
 pytestmark = pytest.mark.slow
@@ -18,13 +18,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def browser():
-    _require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with launched_chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

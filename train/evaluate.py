@@ -23,6 +23,18 @@ from fer_demo.data import DEFAULT_DATASET, DataError
 from .report import evaluate_and_report, summary_line
 
 
+def face_count(text: str) -> int:
+    """--limit's type: a positive number of faces (0 would score nothing, and report an accuracy of 0)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of faces, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 face, got {n}; leave --limit out to use the "
+                                         "whole split")
+    return n
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=None, help="checkpoint or run folder (default: the shipped model)")
@@ -30,7 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--revision", default=None)
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--tta", action="store_true", help="also report test-time augmentation")
-    p.add_argument("--limit", type=int, default=None, help="a seeded random subset of N faces")
+    p.add_argument("--limit", type=face_count, default=None, metavar="N", help="a seeded random subset of N faces")
     p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="torch (default), or onnx-int8: the checkpoint's model.int8.onnx (python -m train.quantize)")
     p.add_argument("--out", default=None, help="folder for the report (default: the checkpoint folder)")

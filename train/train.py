@@ -41,7 +41,7 @@ from fer_demo.augment import AugmentConfig, augment_batch
 from fer_demo.data import DEFAULT_DATASET, DataError, FaceSplit, dataset_revision, fer_splits, load_raw
 from fer_demo.evaluation import classification_metrics
 from fer_demo.predict import autocast_for, predict_probs
-from fer_demo.labels import FER_LABELS, NUM_CLASSES
+from fer_demo.labels import FACE_SIZE, FER_LABELS, NUM_CLASSES
 from fer_demo.model import STEMS, create_fer_model
 from fer_demo.transforms import FER_MEAN, FER_STD, to_model_input
 
@@ -56,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     a("--model", default="resnet18", help="any timm ResNet: resnet18, resnet18d, resnet34, resnet50...")
     a("--stem", default="s2", choices=list(STEMS), help="imagenet: stride-2 conv + max-pool; "
       "s2: stride-2 conv, no max-pool; s1: stride-1 conv, no max-pool")
-    a("--input-size", type=int, default=48)
+    a("--input-size", type=int, default=FACE_SIZE)
     a("--pretrained", action="store_true", help="start from timm's ImageNet weights (needs the Hub)")
     a("--pretrained-file", default=None, help="local ImageNet weights file for --pretrained")
     a("--init-checkpoint", default=None, help="start from the weights of a fer-demo checkpoint folder "
@@ -75,6 +75,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     a("--class-balance", default="none", choices=["none", "loss", "sampler"],
       help="loss: inverse-frequency class weights; sampler: class-balanced sampling")
     a("--aug", default="fer", choices=["fer", "none"])
+    a("--aug-scale", type=float, default=AugmentConfig.scale, help="max zoom in or out, fraction of the side")
+    a("--aug-shift", type=float, default=AugmentConfig.shift, help="max translation, fraction of the side")
+    a("--train-crop", type=int, default=None, help="train on random square crops of this side (px at "
+      "--input-size) and validate on the whole face: a fully convolutional net takes either")
     a("--drop", type=float, default=0.0, help="dropout before the classifier")
     a("--ema", type=float, default=0.999, help="EMA decay of the weights (0 = off); each epoch the raw or "
       "EMA weights, whichever scores better on validation, are the candidate for best/")
@@ -86,12 +90,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     a("--limit-train", type=int, default=None)
     a("--limit-eval", type=int, default=None)
     a("--max-steps", type=int, default=None, help="stop after this many optimizer steps (tests)")
+    a("--time-budget-min", type=float, default=None, help="stop at the last epoch boundary that fits in this "
+      "many minutes, judged by the last epoch's time (a fresh run trains at least one), and exit 0 with last/ "
+      "saved; continue with --resume")
     a("--out", default=None, help="run folder (default runs/<model>-<stem>; with --resume, the resumed one)")
     a("--resume", default=None, help="a run folder (or its last/) to continue exactly")
     a("--test", action="store_true", help="score best/ on the test split at the end (default: off; "
       "score it once, separately, with python -m train.evaluate)")
-    a("--no-test", action="store_true", help=argparse.SUPPRESS)  # the old default's opt-out: now a no-op
-    a("--workers-threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    # dest "workers_threads": the option's earlier name, which saved train_args and old commands still use
+    a("--torch-threads", dest="workers_threads", type=int, default=None, metavar="N",
+      help="torch CPU threads (default: all cores)")
+    a("--workers-threads", dest="workers_threads", type=int, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -189,7 +198,7 @@ def checkpoint_config(args, dataset_rev: str, metrics: dict | None, epoch: int, 
 # ------------------------------------------------------------------ run ---
 
 # Options of one invocation rather than of the run: `--resume` takes them from its own command line.
-PER_INVOCATION = ("resume", "max_steps", "test", "no_test", "workers_threads")
+PER_INVOCATION = ("resume", "max_steps", "time_budget_min", "test", "workers_threads")
 
 
 @dataclass
@@ -300,7 +309,12 @@ def train(args) -> int:
         run.out.mkdir(parents=True, exist_ok=True)
         run.train_model = ddp_wrap(run.model, world, device)
         with Interrupt(run.master, log) as interrupt:
-            fit(run, progress, interrupt)
+            if fit(run, progress, interrupt) == "budget":
+                epoch = progress.step // run.steps_per_epoch
+                log(f"time budget of {args.time_budget_min:g} min spent after epoch {epoch}/{args.epochs}; "
+                    f"last/ is saved: continue with python -m train.train --resume {run.out} "
+                    f"--time-budget-min {args.time_budget_min:g}")
+                return 0
             if interrupt.requested or stopped_mid_epoch(run, progress):
                 save_last(run, progress, progress.step // run.steps_per_epoch)
                 log(f"saved a resumable checkpoint at step {progress.step} to {run.out / 'last'}; "
@@ -319,7 +333,7 @@ def resumed_args(args) -> tuple[argparse.Namespace, Path | None]:
     resume_from = None
     if args.resume:
         resume_from = find_resumable(Path(args.resume))
-        saved = ckpt.read_config(resume_from)["train_args"]
+        saved = vars(parse_args([])) | ckpt.read_config(resume_from)["train_args"]  # defaults for newer options
         saved.update({key: getattr(args, key) for key in PER_INVOCATION})
         saved["out"] = args.out or str(resume_from.parent)
         args = argparse.Namespace(**saved)
@@ -336,6 +350,8 @@ def build_run(args, rank: int, world: int, device: torch.device, log: Callable) 
     train_set, val_set, rev = load_splits(args, log)
     log(f"data: {len(train_set)} train / {len(val_set)} validation faces from {args.dataset!r}; "
         f"device {device}, {world} process(es)")
+    if args.train_crop and args.aug == "none":
+        raise ValueError("--train-crop is part of the augmentation: it needs --aug fer")
     steps_per_epoch = len(train_set) // (args.batch_size * world)
     if steps_per_epoch == 0:
         raise ValueError(f"--batch-size {args.batch_size} x {world} is larger than the {len(train_set)} train faces")
@@ -355,7 +371,8 @@ def build_run(args, rank: int, world: int, device: torch.device, log: Callable) 
                     num_classes=NUM_CLASSES) if (args.mixup > 0 or args.cutmix > 0) else None,
         class_weights=((counts.sum() / (NUM_CLASSES * counts.clamp(min=1))).float().to(device)
                        if args.class_balance == "loss" else None),
-        aug_cfg=AugmentConfig() if args.aug == "fer" else None,
+        aug_cfg=AugmentConfig(scale=args.aug_scale, shift=args.aug_shift, crop=args.train_crop)
+        if args.aug == "fer" else None,
         aug_gen=torch.Generator().manual_seed(args.seed * 7 + rank),
         steps_per_epoch=steps_per_epoch,
     )
@@ -404,16 +421,30 @@ def restore(run: Run, folder: Path) -> Progress:
     return progress
 
 
-def fit(run: Run, progress: Progress, interrupt: Interrupt) -> None:
-    """Train and validate epoch by epoch until the last epoch, max_steps, early stop or Ctrl-C."""
+def fit(run: Run, progress: Progress, interrupt: Interrupt) -> str | None:
+    """Train and validate epoch by epoch until the last epoch, max_steps, early stop or Ctrl-C;
+    "budget" when the time budget leaves no room for one more epoch (after at least one)."""
+    started = time.time()
+    epoch_seconds = progress.history[-1]["epoch_s"] if progress.history else None  # an earlier sitting's pace
     for epoch in range(progress.step // run.steps_per_epoch, run.args.epochs):
         if progress.step >= run.max_steps or interrupt.requested:
-            return
+            return None
+        if rank0_decides(run, budget_spent(run.args.time_budget_min, time.time() - started, epoch_seconds)):
+            return "budget"
+        epoch_started = time.time()
         stats = train_one_epoch(run, progress, epoch, interrupt)
         if stopped_mid_epoch(run, progress):
-            return
+            return None
         if rank0_decides(run, run.master and end_of_epoch(run, progress, epoch, stats)):
-            return
+            return None
+        epoch_seconds = time.time() - epoch_started
+    return None
+
+
+def budget_spent(budget_min: float | None, elapsed_s: float, epoch_s: float | None) -> bool:
+    """Whether one more epoch, as long as the last one (validation included), would overrun the budget.
+    A fresh run has no estimate before its first epoch, so that one always runs."""
+    return budget_min is not None and epoch_s is not None and elapsed_s + epoch_s > budget_min * 60
 
 
 def stopped_mid_epoch(run: Run, progress: Progress) -> bool:
