@@ -22,12 +22,12 @@ from .faces import (MAX_FACES, MAX_FACES_CLASSIFIED, Crop, detector_crop, extrac
 from .images import LoadedImage, load_image
 from .labels import FACE_SIZE, NUM_CLASSES, PROB_DIGITS, rounded_label_probs
 from .model import eval_mode, stage_map_sizes
-from .transforms import TTA, to_model_input, tta_name
+from .transforms import FULL_TTA, NO_TTA, TTA, to_model_input, tta_name
 
 # Chosen on validation faces, end to end in synthetic photos (`python bench/end_to_end.py --split validation
 # --tta-sweep --detectors yunet`: 10 views 0.686 / 0.685 upright / turned, flip 0.686 / 0.658, none 0.679 / 0.671)
 # and directly (0.6854, 0.6812, 0.6793): the shifted views also absorb a crop's misalignment.
-DEFAULT_TTA = "10-view"
+DEFAULT_TTA = FULL_TTA
 WHOLE_IMAGE = "whole image"
 
 
@@ -196,7 +196,7 @@ class Predictor:
         if len(faces) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         with self.lock, torch.inference_mode():
-            probs = predict_probs(self.classifier, faces, self.config, tta=tta_name(tta or "none"),
+            probs = predict_probs(self.classifier, faces, self.config, tta=tta_name(tta or NO_TTA),
                                   batch_size=max(1, len(faces)))
         return probs.float().numpy()
 

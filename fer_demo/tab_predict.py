@@ -15,17 +15,17 @@ from .faces import MAX_FACES
 from .images import MAX_FILE_BYTES, MAX_SIDE, ImageLoadError, describe_bytes, load_image
 from .labels import FACE_SIZE, NUM_CLASSES, label_probs
 from .predict import Analysis, Predictor
-from .transforms import TTA
+from .transforms import NO_TTA, TTA
 from .ui_common import bind, errors_as_gr_error, example_files, photo_input
 
 FACES_PER_ROW = 3
 LIVE_OPACITY = 0.45
-LIVE_TTA = "none"  # one view per face: a stream needs frames more than the last point of accuracy
+LIVE_TTA = NO_TTA  # one view per face: a stream needs frames more than the last point of accuracy
 
 
 def serving_tta(predictor: Predictor, on: bool) -> str:
     """The TTA /predict and the UI use: the app's default, or none when switched off."""
-    return predictor.tta if on else "none"
+    return predictor.tta if on else NO_TTA
 
 
 @errors_as_gr_error

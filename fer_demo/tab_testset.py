@@ -9,7 +9,7 @@ import pandas as pd
 from .drawing import enlarge, overlay
 from .explain import DEFAULT_METHOD, default_layer, top_class_cams
 from .predict import Predictor
-from .testset import MODES, DatasetUnavailable, HeldOutSet
+from .testset import MODES, NO_TTA_MODE, DatasetUnavailable, HeldOutSet
 from .ui_common import bind, errors_as_gr_error
 
 ROW_NORMALIZED, RAW_COUNTS = "row-normalized", "counts"
@@ -18,7 +18,7 @@ CORNER = "true \\ predicted"
 
 
 @errors_as_gr_error
-def api_confusion(heldout: HeldOutSet, true: str, predicted: str, mode: str = "no TTA",
+def api_confusion(heldout: HeldOutSet, true: str, predicted: str, mode: str = NO_TTA_MODE,
                   progress=gr.Progress()) -> dict:
     """Test faces of true class `true` that the model predicts as `predicted` (up to 12, most confident first);
     `mode` "TTA" predicts them with the evaluator's 10 views."""

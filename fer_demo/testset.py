@@ -22,9 +22,11 @@ from .backends import report_name
 from .data import DEFAULT_DATASET, LOCAL_DATASET
 from .labels import PROB_DIGITS, rounded_label_probs
 from .predict import Predictor
+from .transforms import FULL_TTA, NO_TTA
 
-MODES = {"no TTA": "no_tta", "TTA": "tta"}  # the report's key for each
-TTA_OF = {"no TTA": "none", "TTA": "10-view"}  # what the evaluator averaged for each (train.evaluate --tta)
+NO_TTA_MODE = "no TTA"
+MODES = {NO_TTA_MODE: "no_tta", "TTA": "tta"}  # the report's key for each
+TTA_OF = {NO_TTA_MODE: NO_TTA, "TTA": FULL_TTA}  # what the evaluator averaged for each (train.evaluate --tta)
 
 
 class DatasetUnavailable(RuntimeError):
@@ -77,7 +79,7 @@ class HeldOutSet:
     def modes(self) -> list[str]:
         return [m for m, key in MODES.items() if self.report and key in self.report]
 
-    def metrics(self, mode: str = "no TTA") -> dict:
+    def metrics(self, mode: str = NO_TTA_MODE) -> dict:
         if not self.report:
             raise DatasetUnavailable(f"no {self.report_file} beside the checkpoint {self.predictor.folder}: "
                                      f"run `python -m train.evaluate --tta --backend {self.predictor.backend}` "
@@ -95,12 +97,12 @@ class HeldOutSet:
                          round(m.get("nll", float("nan")), 4), int(m["n"])])
         return rows
 
-    def per_class_rows(self, mode: str = "no TTA") -> list[list]:
+    def per_class_rows(self, mode: str = NO_TTA_MODE) -> list[list]:
         m = self.metrics(mode)
         return [[name, round(v["precision"], 4), round(v["recall"], 4), round(v["f1"], 4), int(v["support"])]
                 for name, v in m["per_class"].items()]
 
-    def most_confused(self, mode: str = "no TTA") -> tuple[int, int]:
+    def most_confused(self, mode: str = NO_TTA_MODE) -> tuple[int, int]:
         """The off-diagonal cell (true, predicted) with the largest row-normalized share."""
         try:
             norm = np.asarray(self.metrics(mode)["confusion_normalized"], dtype=float)
@@ -110,7 +112,7 @@ class HeldOutSet:
         t, p = np.unravel_index(int(norm.argmax()), norm.shape)
         return int(t), int(p)
 
-    def report_count(self, true: int, pred: int, mode: str = "no TTA") -> int | None:
+    def report_count(self, true: int, pred: int, mode: str = NO_TTA_MODE) -> int | None:
         try:
             return int(self.metrics(mode)["confusion"][true][pred])
         except (DatasetUnavailable, KeyError, IndexError, TypeError):
@@ -138,7 +140,7 @@ class HeldOutSet:
                 self._faces = (split.images.numpy(), split.labels.numpy())
             return self._faces
 
-    def probs(self, mode: str = "no TTA", progress=None) -> np.ndarray:
+    def probs(self, mode: str = NO_TTA_MODE, progress=None) -> np.ndarray:
         """The test faces' probabilities as the report's `mode` computes them (TTA: the evaluator's views),
         predicted once per mode."""
         if mode not in MODES:
@@ -156,7 +158,7 @@ class HeldOutSet:
                 self._probs[mode] = probs
             return self._probs[mode]
 
-    def cell(self, true: str, predicted: str, max_faces: int = 12, mode: str = "no TTA", progress=None) -> dict:
+    def cell(self, true: str, predicted: str, max_faces: int = 12, mode: str = NO_TTA_MODE, progress=None) -> dict:
         """The `/confusion` answer: test faces of true class `true` that the model predicts as `predicted`."""
         labels = self.predictor.labels
         for name in (true, predicted):

@@ -58,7 +58,8 @@ TTA = {
     "10-view": ViewSet(tuple(f"face{s}" for s in SHIFTS) + tuple(f"mirrored{s}" for s in SHIFTS), tta_views,
                        f"the face and 4 copies shifted by {TTA_SHIFT} px, each also mirrored (10 views)"),
 }
-TTA_ALIASES = {False: "none", True: "10-view", None: "none"}  # the evaluator's --tta switch
+NO_TTA, FULL_TTA = "none", "10-view"  # one view; the evaluator's --tta and the Predict tab's default
+TTA_ALIASES = {False: NO_TTA, True: FULL_TTA, None: NO_TTA}  # the evaluator's --tta switch
 
 
 def tta_name(tta) -> str:

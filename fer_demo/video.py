@@ -25,8 +25,9 @@ from .drawing import annotate
 from .labels import rounded_label_probs
 from .predict import Predictor
 from .tracking import Tracker
+from .transforms import NO_TTA
 
-VIDEO_TTA = "none"  # one view per face: the 10 views of the Predict tab would cost ten forward passes a face
+VIDEO_TTA = NO_TTA  # one view per face: the 10 views of the Predict tab would cost ten forward passes a face
 CSV_DIGITS = 4  # decimals of a probability in the CSV
 WORK_SIDE = 960  # frames are scaled down to this longest side (the detector sees 640 px anyway)
 MIN_RATE, MAX_RATE, DEFAULT_RATE = 0.5, 10.0, 2.0  # frames analysed per second of clip
