@@ -47,7 +47,7 @@ space: $(VENV)/.runtime
 
 # The static page (web/, see the README): export the ONNX files, install the pinned npm packages, build web/dist.
 web: $(VENV)/.dev
-	$(PY) -m train.export_web
+	$(PY) tools/export_web.py
 	cd web && npm ci --no-audit --no-fund && npm run build
 
 web-serve:

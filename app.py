@@ -4,7 +4,7 @@
                   [--detector yunet|haar] [--detector-model FILE] [--detect-side 640] [--tta 10-view|flip|none]
 
 Binds to 127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT or
---port say otherwise. The logic lives in fer_demo/ (ui.py builds the Blocks).
+--port say otherwise. The logic lives in fer_demo/ (ui/app.py builds the Blocks).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     from fer_demo.backends import BACKENDS
     from fer_demo.checkpoint import SHIPPED_CHECKPOINT
     from fer_demo.detectors import DEFAULT_DETECTOR, DETECT_SIDE, DETECTORS
-    from fer_demo.predict import DEFAULT_TTA
+    from fer_demo.predictor import DEFAULT_TTA
     from fer_demo.transforms import TTA
-    from fer_demo.data import LOCAL_DATASET
+    from fer_demo.paths import LOCAL_DATASET
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=int, default=None,
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from fer_demo.checkpoint import CheckpointError
     from fer_demo.detectors import DetectorError
     from fer_demo.images import MAX_FILE_BYTES
-    from fer_demo.predict import Predictor
+    from fer_demo.predictor import Predictor
     from fer_demo.testset import HeldOutSet
     from fer_demo.ui import build_app, model_card_files
 

@@ -5,7 +5,7 @@
     python bench/end_to_end.py --split validation --thresholds    # YuNet's thresholds and plausibility rules
     python bench/end_to_end.py --split validation --tta-sweep     # which test-time augmentation to serve
 
-FER2013 faces are pasted into synthetic 640x480 photos (bench/synthetic_photos.py:
+FER2013 faces are pasted into synthetic 640x480 photos (fer_demo/photo_sets.py:
 upscaled to 120-220 px, on blurred-noise backgrounds, 3 to a photo, turned by up
 to +-ANGLE degrees). The app's Predictor runs on each photo; a found face is a
 box whose centre lies within 0.35 x the face's side of the true centre.
@@ -19,7 +19,7 @@ is reported once after. One JSON line per figure.
 --thresholds also pastes the faces onto real photos with no face in them
 (tests/negatives: brick, gravel, a cat, a concrete wall...) and small (40-100
 px, 8 to a photo), and counts the boxes drawn on those negatives themselves
-and the real photos whose face count comes out wrong (bench/real_photos.py).
+and the real photos whose face count comes out wrong (fer_demo/photo_sets.py).
 """
 
 from __future__ import annotations
@@ -37,15 +37,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._server import LOCAL_FER  # noqa: E402
-from bench.real_photos import count_is_right, face_counts, negatives, views  # noqa: E402
-from bench.synthetic_photos import (SMALL_FACE_SIDES, SMALL_FACES_PER_PHOTO, load_textures, make_photos,  # noqa: E402
-                                    match)
 from fer_demo.data import load_fer  # noqa: E402
 from fer_demo.detectors import (DETECT_SIDE, EYE_SPAN, RULES, YuNetDetector, eye_span_plausible,  # noqa: E402
                                 mostly_inside, plausible, small_box_confident)
 from fer_demo.faces import GEOMETRY, CropGeometry, extract, face_crop  # noqa: E402
-from fer_demo.predict import Predictor  # noqa: E402
+from fer_demo.paths import LOCAL_DATASET  # noqa: E402
+from fer_demo.photo_sets import (SMALL_FACE_SIDES, SMALL_FACES_PER_PHOTO, count_is_right, face_counts,  # noqa: E402
+                                 load_textures, make_photos, match, negatives, views)
+from fer_demo.predictor import Predictor  # noqa: E402
 from fer_demo.transforms import TTA  # noqa: E402
 
 SCORES = (0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75)
@@ -58,7 +57,7 @@ RAW_SCORE = min(SCORES)  # the sweep's detector keeps every box from this score,
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default=str(LOCAL_FER))
+    p.add_argument("--dataset", default=str(LOCAL_DATASET))
     p.add_argument("--split", default="test", choices=["validation", "test"])
     p.add_argument("--faces", type=int, default=600, help="faces of the split (seeded random subset)")
     p.add_argument("--detectors", default="yunet,haar")
@@ -158,7 +157,7 @@ def fit_crop(args, predictors, faces, labels):
 
 
 def real_photos():
-    """(file name, RGB, file) of the real photos in the repo (their face counts: bench/real_photos.py)."""
+    """(file name, RGB, file) of the real photos in the repo (their face counts: fer_demo/photo_sets.py)."""
     from fer_demo.images import load_image
 
     return [(f.name, load_image(f).rgb, f) for f in face_counts()]
@@ -202,7 +201,7 @@ def thresholds(args, faces):
     """Per detector side, NMS threshold, score threshold and rule set: the detection rate and extra
     boxes on synthetic photos (FER2013 faces on blurred noise, on real face-free textures, and small
     faces 40-100 px, 8 to a photo), the boxes on real photos with no face (each seen whole, mirrored
-    and as five 60% crops: bench/real_photos.py `views`), and the real photos whose face count is
+    and as five 60% crops: photo_sets.views), and the real photos whose face count is
     wrong; with YuNet's time per synthetic photo. Ends with the settings that put no box on any
     negative and no wrong count on any real photo, most faces found first."""
     angles = [float(a) for a in args.angles.split(",")]

@@ -13,10 +13,10 @@ Stages (median and p95 over --runs timed runs, each after --warmup untimed ones)
   predict_1mp         Predictor.predict on the 1 MP JPEG (load, detect, align and crop, classify with the
                       app's TTA), in process
   predict_request_1mp a whole /predict request through gradio_client to app.py (launched on a free
-                      127.0.0.1 port, see bench/_server.py), upload and JSON included
-  webcam_frame        one 640x480 frame through the live stream's handler (tab_predict.label_frame); + fps
+                      127.0.0.1 port, see fer_demo/local_app.py), upload and JSON included
+  webcam_frame        one 640x480 frame through the live stream's handler (ui.predict_tab.label_frame); + fps
   webcam_frame_cam    the same with live Grad-CAM on every face; + fps
-  evaluation_<backend> fer_demo.predict.predict_probs over the FER2013 test split (../shared/data/fer2013,
+  evaluation_<backend> fer_demo.inference.predict_probs over the FER2013 test split (../shared/data/fer2013,
                       or random faces if absent), batch 128, for torch (bf16) and onnx-int8; img_s over
                       --eval-passes passes
 
@@ -39,9 +39,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._server import LOCAL_FER, REPO, launched_app  # noqa: E402
+from fer_demo.local_app import launched_app  # noqa: E402
+from fer_demo.paths import EXAMPLES_DIR, LOCAL_DATASET  # noqa: E402
 
-PHOTO = REPO / "examples" / "photos" / "astronaut.jpg"
+PHOTO = EXAMPLES_DIR / "photos" / "astronaut.jpg"
 ONE_MP = (1155, 866)
 WEBCAM = (640, 480)
 EVAL_BATCH = 128
@@ -89,10 +90,10 @@ def line(stage: str, seconds: list[float], **extra) -> dict:
 def eval_faces(limit: int | None):
     import torch
 
-    if LOCAL_FER.exists():
+    if LOCAL_DATASET.exists():
         from fer_demo.data import load_fer
 
-        split = load_fer(str(LOCAL_FER), ("test",), limits={"test": limit}, log=lambda *a: None)["test"]
+        split = load_fer(str(LOCAL_DATASET), ("test",), limits={"test": limit}, log=lambda *a: None)["test"]
         return split.images, "FER2013 test split"
     n = limit or 3589
     return torch.randint(0, 256, (n, 48, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)), \
@@ -107,12 +108,12 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     from PIL import Image
 
-    from fer_demo.predict import predict_probs
+    from fer_demo.inference import predict_probs
     from fer_demo.explain import METHODS, SLOW_METHODS, compute_cams, default_layer, explain_face
     from fer_demo.detectors import DETECTORS
     from fer_demo.faces import detector_crop, extract
-    from fer_demo.predict import Predictor
-    from fer_demo.tab_predict import label_frame
+    from fer_demo.predictor import Predictor
+    from fer_demo.ui.predict_tab import label_frame
 
     wanted = [s for s in args.only.split(",") if s]
 
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
     found = predictor.detector.detect(big)
     face = extract(big, detector_crop(found[0], predictor.detector)) if found else \
         np.asarray(Image.open(PHOTO).convert("L").resize((48, 48)))
-    fer = sorted((REPO / "examples" / "fer2013").glob("*.png"))
+    fer = sorted((EXAMPLES_DIR / "fer2013").glob("*.png"))
     faces8 = np.stack([np.asarray(Image.open(p).convert("L")) for p in fer[:8]])
     cls = int(predictor.classify(face[None])[0].argmax())
     runs, warm = args.runs, args.warmup
@@ -184,7 +185,7 @@ def main(argv=None) -> int:
         for stage, show_cam in (("webcam_frame", False), ("webcam_frame_cam", True)):
             seconds = timed(lambda: label_frame(predictor, frame, show_cam), runs, warm)
             emit(line(stage, seconds, fps=round(1 / float(np.median(seconds)), 1),
-                      note=f"{WEBCAM[0]}x{WEBCAM[1]} frame through tab_predict.label_frame; gradio's streaming "
+                      note=f"{WEBCAM[0]}x{WEBCAM[1]} frame through ui.predict_tab.label_frame; gradio's streaming "
                            "transport and image encoding not included"))
     if want("evaluation"):
         images, source = eval_faces(args.eval_limit)

@@ -3,7 +3,7 @@
     python bench/load.py [--clients 16 --requests 20 --explain-every 4 --memory-requests 500]
     python bench/load.py --url http://127.0.0.1:7860/ [--pid PID]   # an app that is already running
 
-Launches `app.py` on a free 127.0.0.1 port (bench/_server.py) unless --url is
+Launches `app.py` on a free 127.0.0.1 port (fer_demo/local_app.py) unless --url is
 given (loopback addresses only). Each client first sends `--warmup` requests
 (alternately /predict and /explain), then `--requests` timed ones; one request in `--explain-every` is a GradCAM
 /explain of an example face, the rest /predict of an example photo. If fewer
@@ -32,10 +32,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._server import REPO, check_loopback, launched_app, rss_mb  # noqa: E402
+from fer_demo.local_app import check_loopback, launched_app, rss_mb  # noqa: E402
+from fer_demo.paths import EXAMPLES_DIR  # noqa: E402
 
-PHOTOS = sorted((REPO / "examples" / "photos").glob("*.jpg"))
-FACES = sorted((REPO / "examples" / "fer2013").glob("*.png"))
+PHOTOS = sorted((EXAMPLES_DIR / "photos").glob("*.jpg"))
+FACES = sorted((EXAMPLES_DIR / "fer2013").glob("*.png"))
 
 
 def parse_args(argv=None):

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from timm.optim import create_optimizer_v2  # noqa: E402
 
-from fer_demo.augment import AugmentConfig, augment_batch  # noqa: E402
 from fer_demo.model import create_fer_model  # noqa: E402
 from fer_demo.transforms import FER_MEAN, FER_STD, to_model_input  # noqa: E402
+from train.augment import AugmentConfig, augment_batch  # noqa: E402
 from train.train import soft_targets, train_step  # noqa: E402
 
 

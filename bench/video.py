@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._server import REPO  # noqa: E402
+from fer_demo.paths import EXAMPLES_DIR  # noqa: E402
 
-PHOTOS = REPO / "examples" / "photos"
+PHOTOS = EXAMPLES_DIR / "photos"
 SIZE = (640, 480)
 
 
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from fer_demo.clips import probe, sample_frames
-    from fer_demo.predict import Predictor
+    from fer_demo.predictor import Predictor
     from fer_demo.video import analyze_clip
 
     def emit(stage, frames, seconds, **extra):

@@ -16,8 +16,9 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageOps
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repo's package
+
+from fer_demo.paths import EXAMPLES_DIR, LOCAL_DATASET  # noqa: E402
 
 PER_CLASS = 2
 SEED = 0
@@ -28,14 +29,12 @@ def square(img: Image.Image, side: int) -> Image.Image:
 
 
 def main(argv=None) -> int:
-    from fer_demo.data import LOCAL_DATASET
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--skimage-data", required=True, type=Path)
     p.add_argument("--dataset", default=str(LOCAL_DATASET))
     args = p.parse_args(argv)
 
-    photos = HERE / "photos"
+    photos = EXAMPLES_DIR / "photos"
     photos.mkdir(exist_ok=True)
     astronaut = Image.open(args.skimage_data / "astronaut.png").convert("RGB")
     hopper = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").convert("RGB")
@@ -58,7 +57,7 @@ def main(argv=None) -> int:
     from fer_demo.labels import FER_LABELS
 
     test = load_fer(args.dataset, ("test",), log=lambda *a: None)["test"]
-    out = HERE / "fer2013"
+    out = EXAMPLES_DIR / "fer2013"
     out.mkdir(exist_ok=True)
     for old in out.glob("*.png"):
         old.unlink()
@@ -67,7 +66,8 @@ def main(argv=None) -> int:
         pool = np.nonzero(test.labels.numpy() == c)[0]
         for i in sorted(rng.choice(pool, PER_CLASS, replace=False)):
             Image.fromarray(test.images[i].numpy()).save(out / f"{name}_test{i:04d}.png", optimize=True)
-    print(f"wrote {len(list(photos.glob('*')))} photos and {len(list(out.glob('*.png')))} test faces under {HERE}")
+    print(f"wrote {len(list(photos.glob('*')))} photos and {len(list(out.glob('*.png')))} test faces "
+          f"under {EXAMPLES_DIR}")
     return 0
 
 

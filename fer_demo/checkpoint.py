@@ -1,7 +1,7 @@
 """Checkpoint folders: `model.safetensors` + `config.json`, written atomically, loaded without unpickling.
 
-A training run's folder also keeps `train_state.safetensors` + `train_state.json`
-(optimizer, step, RNG, EMA) so that `--resume` continues exactly.
+`make_config` writes config.json's schema and `read_config` checks it. A training run's folder also keeps
+`train_state.safetensors` + `train_state.json` (optimizer, step, RNG, EMA) so that `--resume` continues exactly.
 """
 
 from __future__ import annotations
@@ -17,12 +17,17 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .labels import FER_LABELS
 from .model import create_fer_model
+from .paths import SHIPPED_CHECKPOINT
+from .transforms import FER_MEAN, FER_STD
 
 MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 STATE_FILE, STATE_JSON = "train_state.safetensors", "train_state.json"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_CHECKPOINT = REPO_ROOT / "checkpoints" / "fer-resnet18"
+# config.json's schema version. A config without one is read as this version; another version is refused.
+FORMAT = "fer-demo/1"
+# What a config must hold to build the model and feed it; the other fields record where its weights came from.
+MODEL_KEYS = ("arch", "stem", "input_size", "mean", "std", "labels")
 
 
 class CheckpointError(RuntimeError):
@@ -78,6 +83,20 @@ def resolve(path: str | Path) -> Path:
     raise CheckpointError(f"{str(path)!r} is not a checkpoint: it needs {MODEL_FILE} and {CONFIG_FILE}")
 
 
+def make_config(arch: str, stem: str, input_size: int, *, dataset: str | None = None,
+                dataset_revision: str | None = None, train_args: dict | None = None, metrics: dict | None = None,
+                epoch: int | None = None, step: int | None = None) -> dict:
+    """A checkpoint's config.json: FORMAT; the model (MODEL_KEYS: a timm `arch` with its `stem`, taking
+    `input_size`-pixel faces normalized with FER_MEAN and FER_STD, giving logits in FER_LABELS order); and,
+    where given, the record of its training: the data set and the revision of it that was loaded, the
+    trainer's arguments (which `--resume` reads), the validation metrics it was chosen by, epoch and step."""
+    config = {"format": FORMAT, "arch": arch, "stem": stem, "input_size": int(input_size), "mean": FER_MEAN,
+              "std": FER_STD, "labels": list(FER_LABELS)}
+    record = {"dataset": dataset, "dataset_revision": dataset_revision, "train_args": train_args,
+              "metrics": metrics, "epoch": epoch, "step": step}
+    return config | {key: value for key, value in record.items() if value is not None}
+
+
 def write_model(folder: Path, model: torch.nn.Module, config: dict, dtype=None) -> None:
     state = {k: v.detach().to("cpu", dtype=dtype if v.is_floating_point() and dtype else v.dtype)
              .contiguous() for k, v in model.state_dict().items()}
@@ -91,9 +110,11 @@ def read_config(path: str | Path) -> dict:
         config = json.loads((folder / CONFIG_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{folder / CONFIG_FILE}: not valid JSON ({e})") from None
-    for key in ("arch", "stem", "input_size", "mean", "std", "labels"):
+    for key in MODEL_KEYS:
         if key not in config:
             raise CheckpointError(f"{folder / CONFIG_FILE}: not a fer-demo config (no {key!r})")
+    if config.get("format", FORMAT) != FORMAT:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: format {config['format']!r}; this version reads {FORMAT!r}")
     return config
 
 

@@ -20,14 +20,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .checkpoint import REPO_ROOT
 from .labels import FACE_SIZE, FER_LABELS, NUM_CLASSES, LabelError, fer_index_map
 
-# A Hub copy of FER2013 with the original Training / PublicTest / PrivateTest splits.
+# A Hub copy of FER2013 with the original Training / PublicTest / PrivateTest splits (its local copy:
+# paths.LOCAL_DATASET).
 DEFAULT_DATASET = "Aaryan333/fer2013_train_publicTest_privateTest"
-# The local copy beside the repo (`hf download DEFAULT_DATASET --local-dir` it) that the app's Test set tab,
-# the tests and the benches read when it is there.
-LOCAL_DATASET = REPO_ROOT.parent / "shared" / "data" / "fer2013"
 SPLITS = ("train", "validation", "test")
 VAL_FRACTION = 0.1  # of train, carved as validation from a data set that has no validation split
 _SPLIT_ALIASES = {

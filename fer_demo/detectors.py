@@ -25,13 +25,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .checkpoint import REPO_ROOT
 from .images import to_gray
+from .paths import YUNET_FILE
 
 DETECT_SIDE = 640  # longest side of the copy a detector sees (larger finds more, slower: README, "Detector settings")
 MIN_FACE_FRACTION = 0.04  # smallest face side, as a fraction of the detector copy's shorter side
 MIN_FACE_PIXELS = 20  # ... and never under this many pixels of the copy
-YUNET_FILE = REPO_ROOT / "models" / "yunet" / "face_detection_yunet_2026may.onnx"
 # Chosen together with the plausibility rules below (`python bench/end_to_end.py --split validation --faces 300
 # --thresholds`): the most faces found on synthetic photos with no box on any of the 84 views of the 12 face-free
 # photos in tests/negatives and the right count on every real photo in tests/photos and examples/photos. 0.5 with

@@ -1,5 +1,5 @@
 """The metrics we report: accuracy, macro-F1, per-class precision/recall/F1, confusion matrix and
-expected calibration error (predictions come from `predict.predict_probs`)."""
+expected calibration error (predictions come from `inference.predict_probs`)."""
 
 from __future__ import annotations
 
@@ -52,32 +52,3 @@ def classification_metrics(probs: torch.Tensor, labels: torch.Tensor) -> dict:
         "confusion_normalized": (cm / support.clamp(min=1).unsqueeze(1)).tolist(),
     }
 
-
-def plot_confusion(report: dict, path, normalized: bool = True, title: str = ""):
-    """Save (or return, when `path` is None) a confusion-matrix figure from a metrics dict."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matrix = report["confusion_normalized" if normalized else "confusion"]
-    labels = report["labels"]
-    fig, ax = plt.subplots(figsize=(6.2, 5.4), dpi=110)
-    im = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalized else None)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    top = max(max(r) for r in matrix) or 1
-    for i, row in enumerate(matrix):
-        for j, v in enumerate(row):
-            ax.text(j, i, f"{v:.2f}" if normalized else str(v), ha="center", va="center", fontsize=8,
-                    color="white" if v > 0.5 * top else "black")
-    ax.set_title(title or f"accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f} (n={report['n']})",
-                 fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    if path is None:
-        return fig
-    fig.savefig(path)
-    plt.close(fig)

@@ -28,7 +28,7 @@ from .faces import single_face
 from .images import ImageLoadError, load_image
 from .labels import PROB_DIGITS, rounded_label_probs
 from .model import CAM_LAYERS
-from .predict import Predictor
+from .predictor import Predictor
 from .transforms import to_model_input
 
 Progress = Callable[[float, str], None]  # (fraction done, what is running)

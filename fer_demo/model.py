@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import timm
 import torch
 from torch import nn
 
+from .inference import eval_mode
 from .labels import NUM_CLASSES
 
 # stem name -> (first conv stride, keep max-pool). A 48x48 face through timm's
@@ -63,17 +62,3 @@ def stage_map_sizes(model: nn.Module, input_size: int) -> dict[str, int]:
         for h in hooks:
             h.remove()
     return sizes
-
-
-@contextmanager
-def eval_mode(model):
-    """Run `model` in eval mode and restore the mode it was in: scoring never changes a model
-    (in training mode BatchNorm would use batch statistics and update its running ones)."""
-    was_training = getattr(model, "training", None)
-    if was_training is not None:
-        model.eval()
-    try:
-        yield model
-    finally:
-        if was_training is not None:
-            model.train(was_training)

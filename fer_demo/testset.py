@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from .backends import report_name
-from .data import DEFAULT_DATASET, LOCAL_DATASET
+from .data import DEFAULT_DATASET
 from .labels import PROB_DIGITS, rounded_label_probs
-from .predict import Predictor
+from .paths import LOCAL_DATASET
+from .predictor import Predictor
 from .transforms import FULL_TTA, NO_TTA
 
 NO_TTA_MODE = "no TTA"

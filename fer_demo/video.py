@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from .clips import DURATION_SLACK, MAX_SECONDS, ClipError, ClipInfo, h264_writer, probe, sample_frames
 from .drawing import annotate
 from .labels import rounded_label_probs
-from .predict import Predictor
+from .predictor import Predictor
 from .tracking import Tracker
 from .transforms import NO_TTA
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .fer_samples import FER2013, REPO, require_fer2013
+from fer_demo.paths import EXAMPLES_DIR, LOCAL_DATASET
 
-EXAMPLES = REPO / "examples"
-FER_DIR = FER2013  # the name the app tests import
+from .support.fer_samples import require_fer2013
 
 
 def pytest_configure(config):
@@ -23,7 +22,7 @@ def fer2013():
 
 @pytest.fixture(scope="session")
 def predictor():
-    from fer_demo.predict import Predictor
+    from fer_demo.predictor import Predictor
 
     return Predictor()
 
@@ -33,7 +32,7 @@ def example_faces() -> dict[str, np.ndarray]:
     """The FER2013 test faces shipped in examples/fer2013, by file stem ('happy_test2340' -> 48x48 uint8)."""
     from PIL import Image
 
-    faces = {p.stem: np.asarray(Image.open(p).convert("L")) for p in sorted((EXAMPLES / "fer2013").glob("*.png"))}
+    faces = {p.stem: np.asarray(Image.open(p).convert("L")) for p in sorted((EXAMPLES_DIR / "fer2013").glob("*.png"))}
     assert faces, "examples/fer2013 is empty"
     return faces
 
@@ -50,13 +49,13 @@ def fer_test_split(fer2013):
 def app_server(tmp_path_factory):
     """`python app.py` on a free localhost port (via GRADIO_SERVER_PORT); yields its URL.
 
-    The launching code is shared with the benches (bench/_server.py)."""
-    from bench._server import LaunchError, launched_app
+    The launching code is shared with the benches (fer_demo/local_app.py)."""
+    from fer_demo.local_app import LaunchError, launched_app
 
     log_path = tmp_path_factory.mktemp("app") / "app.log"
     env = {"OMP_NUM_THREADS": "1", "FER_TEST_LIMIT": "300"}
-    if FER_DIR.exists():
-        env["FER_DATASET"] = str(FER_DIR)
+    if LOCAL_DATASET.exists():
+        env["FER_DATASET"] = str(LOCAL_DATASET)
     try:
         with launched_app(env=env, log_path=log_path, timeout=180) as server:
             yield server.url

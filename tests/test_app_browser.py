@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 from fer_demo.labels import FER_LABELS
+from fer_demo.paths import EXAMPLES_DIR
 
-from .conftest import EXAMPLES
 
 pytestmark = pytest.mark.slow
 CHROMIUM = os.environ.get("FER_CHROMIUM", "/usr/bin/chromium")
@@ -50,7 +50,7 @@ def _require_browser():
 
 def _fake_webcam(path: Path, frames: int = 20) -> Path:
     """A Y4M clip of the astronaut photo drifting by a pixel per frame (Chromium's fake camera loops it)."""
-    photo = np.asarray(Image.open(EXAMPLES / "photos" / "astronaut.jpg").convert("RGB").resize((400, 400)),
+    photo = np.asarray(Image.open(EXAMPLES_DIR / "photos" / "astronaut.jpg").convert("RGB").resize((400, 400)),
                        dtype=np.float32)
     w, h = 640, 480
     with open(path, "wb") as f:
@@ -133,7 +133,7 @@ def _label_text(page, selector: str) -> str:
 
 
 def test_upload_a_photo_and_see_labels_and_heatmaps(page, tmp_path):
-    page.set_input_files("#photo input[type=file]", str(EXAMPLES / "photos" / "astronaut.jpg"))
+    page.set_input_files("#photo input[type=file]", str(EXAMPLES_DIR / "photos" / "astronaut.jpg"))
     text = _label_text(page, "#label-0")
     assert "Face 1" in text and sum(name in text for name in FER_LABELS) == 7
     for selector in ("#boxed img", "#photo-cam img", "#crop-0 img", "#cam-0 img"):
@@ -144,7 +144,7 @@ def test_upload_a_photo_and_see_labels_and_heatmaps(page, tmp_path):
 
 
 def test_a_photo_without_a_face_offers_the_whole_image(page):
-    page.set_input_files("#photo input[type=file]", str(EXAMPLES / "photos" / "coffee_no_face.jpg"))
+    page.set_input_files("#photo input[type=file]", str(EXAMPLES_DIR / "photos" / "coffee_no_face.jpg"))
     page.wait_for_function("() => document.querySelector('#predict-message')?.innerText.includes('No face found')")
     page.get_by_role("button", name="Classify the whole image as one face").click()
     assert "Face 1" in _label_text(page, "#label-0")
@@ -153,7 +153,7 @@ def test_a_photo_without_a_face_offers_the_whole_image(page):
 
 def test_explorer_grid_of_seven_maps(page, tmp_path):
     page.get_by_role("tab", name="Grad-CAM explorer").click()
-    face = sorted((EXAMPLES / "fer2013").glob("happy_*.png"))[0]
+    face = sorted((EXAMPLES_DIR / "fer2013").glob("happy_*.png"))[0]
     page.set_input_files("#ex-input input[type=file]", str(face))
     _wait_for_image(page, "#ex-overlay img")
     _label_text(page, "#ex-probs")

@@ -13,16 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .conftest import EXAMPLES
+from fer_demo.paths import EXAMPLES_DIR
+
 
 # (photo, classify the whole image as one face): several faces, one face, no face, face crops
 REQUESTS = [
-    (EXAMPLES / "photos" / "group_collage.jpg", False),
-    (EXAMPLES / "photos" / "astronaut.jpg", False),
-    (EXAMPLES / "photos" / "coffee_no_face.jpg", False),
-    (EXAMPLES / "photos" / "grace_hopper.jpg", False),
-    (EXAMPLES / "photos" / "grace_hopper.jpg", True),
-    *((face, False) for face in sorted((EXAMPLES / "fer2013").glob("*.png"))[::4]),
+    (EXAMPLES_DIR / "photos" / "group_collage.jpg", False),
+    (EXAMPLES_DIR / "photos" / "astronaut.jpg", False),
+    (EXAMPLES_DIR / "photos" / "coffee_no_face.jpg", False),
+    (EXAMPLES_DIR / "photos" / "grace_hopper.jpg", False),
+    (EXAMPLES_DIR / "photos" / "grace_hopper.jpg", True),
+    *((face, False) for face in sorted((EXAMPLES_DIR / "fer2013").glob("*.png"))[::4]),
 ]
 THREADS = 4
 ROUNDS = 3  # each request this many times, in a shuffled order

@@ -20,10 +20,9 @@ from fer_demo.faces import Crop
 from fer_demo.images import ImageLoadError
 from fer_demo.labels import FER_LABELS
 from fer_demo.model import CAM_LAYERS
+from fer_demo.paths import EXAMPLES_DIR
 
-from .conftest import EXAMPLES
-
-FACE_FILE = EXAMPLES / "fer2013" / "happy_test2340.png"  # the face most tests explain
+FACE_FILE = EXAMPLES_DIR / "fer2013" / "happy_test2340.png"  # the face most tests explain
 FAST_METHODS = [m for m in METHODS if m not in SLOW_METHODS]
 MIN_CLASS_GAP = 0.02  # mean |difference| between two classes' maps; at least 0.05 on the test face
 
@@ -208,7 +207,7 @@ def test_explain_image_of_a_face_crop_is_the_explanation_of_that_face(predictor,
 
 
 def test_explain_image_of_a_photo_explains_its_face_for_all_classes(predictor):
-    rgb = np.asarray(Image.open(EXAMPLES / "photos" / "grace_hopper.jpg").convert("RGB"))
+    rgb = np.asarray(Image.open(EXAMPLES_DIR / "photos" / "grace_hopper.jpg").convert("RGB"))
     out = explain_image(predictor, rgb, all_classes=True, target="sad")  # all_classes wins over target
     assert out["method"] == DEFAULT_METHOD and out["layer"] == default_layer(predictor.map_sizes)
     assert out["target"] == "all" and [m["class"] for m in out["maps"]] == list(FER_LABELS)

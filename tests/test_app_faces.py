@@ -9,16 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.real_photos import count_is_right, face_counts
-from fer_demo.detectors import DETECTORS, YUNET_FILE, Box, Detection, HaarDetector, YuNetDetector, open_detector
+from fer_demo.detectors import DETECTORS, Box, Detection, HaarDetector, YuNetDetector, open_detector
 from fer_demo.faces import (GEOMETRY, Crop, crop_region, detector_crop, extract, face_crop, reading_order,
                             single_face, whole_image_crop)
 from fer_demo.images import load_image
+from fer_demo.paths import EXAMPLES_DIR, YUNET_FILE
+from fer_demo.photo_sets import count_is_right, face_counts
 
-from .conftest import EXAMPLES
-from .fer_samples import needs_fer2013, real_faces
+from .support.fer_samples import needs_fer2013, real_faces
 
-PHOTOS = EXAMPLES / "photos"
+PHOTOS = EXAMPLES_DIR / "photos"
 PHOTO_FILES = {path.name: path for path in face_counts()}
 FACE_COUNTS = {path.name: count for path, count in face_counts().items()}
 
@@ -179,7 +179,7 @@ def test_reading_order():
 def test_alignment_levels_turned_fer2013_faces(yunet):
     """FER2013 faces pasted into photos turned by up to 20 degrees: the crops turn them back to within a few
     degrees (typically), and come out closer to the original face than unturned crops."""
-    from bench.synthetic_photos import make_photos, match
+    from fer_demo.photo_sets import make_photos, match
 
     faces, _ = real_faces("validation", 60)
     errors, similar, similar_plain = [], [], []
@@ -201,7 +201,7 @@ def test_alignment_levels_turned_fer2013_faces(yunet):
 def test_the_app_with_a_broken_yunet_file_says_so_and_serves_with_the_cascade(tmp_path):
     from gradio_client import Client, handle_file
 
-    from bench._server import launched_app
+    from fer_demo.local_app import launched_app
 
     broken = tmp_path / "yunet.onnx"
     broken.write_bytes(YUNET_FILE.read_bytes()[:30_000])

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from fer_demo.images import MAX_SIDE, ImageLoadError, load_image, to_gray
+from fer_demo.paths import EXAMPLES_DIR
 
-from .conftest import EXAMPLES
 
-ASTRONAUT = EXAMPLES / "photos" / "astronaut.jpg"
+ASTRONAUT = EXAMPLES_DIR / "photos" / "astronaut.jpg"
 
 
 def _save(img: Image.Image, path, fmt=None, **kw):

@@ -1,4 +1,4 @@
-"""fer_demo.predict: the Predictor on real photos and real FER2013 faces."""
+"""fer_demo.predictor: the Predictor on real photos and real FER2013 faces."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from fer_demo.detectors import HaarDetector, YuNetDetector
 from fer_demo.faces import MAX_FACES, detector_crop
 from fer_demo.images import load_image
 from fer_demo.labels import FER_LABELS
-from fer_demo.predict import DEFAULT_TTA, WHOLE_IMAGE, Predictor
+from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.predictor import DEFAULT_TTA, WHOLE_IMAGE, Predictor
 from fer_demo.transforms import TTA
+from fer_demo.ui.predict_tab import api_predict, caption, predict_message, predict_with_analysis
 
-from .conftest import EXAMPLES
-
-PHOTOS = EXAMPLES / "photos"
+PHOTOS = EXAMPLES_DIR / "photos"
 
 
 def _probs(face: dict) -> np.ndarray:
@@ -113,7 +113,7 @@ def test_boxes_are_reported_in_the_original_photo_coordinates(predictor, tmp_pat
 
 
 def test_no_face_says_so_and_whole_image_classifies_anyway(predictor):
-    out = predictor.predict(str(PHOTOS / "coffee_no_face.jpg"))
+    out = api_predict(predictor, str(PHOTOS / "coffee_no_face.jpg"))
     assert out["no_face"] and out["faces"] == [] and out["n_detected"] == 0
     assert "No face found" in out["message"] and "whole image" in out["message"]
     assert out["detector"] == predictor.detector.name
@@ -133,7 +133,7 @@ def test_the_whole_image_box_is_the_centred_square_inside_the_photo(predictor):
 
 def test_a_small_face_crop_is_classified_as_one_face(predictor, example_faces, tmp_path):
     name, face = next(iter(example_faces.items()))
-    path = str(EXAMPLES / "fer2013" / f"{name}.png")
+    path = str(EXAMPLES_DIR / "fer2013" / f"{name}.png")
     whole = predictor.predict(path, whole_image=True)
     assert whole["n_faces"] == 1 and whole["detector"] == WHOLE_IMAGE
     assert whole["faces"][0]["crop"] == {"cx": 24.0, "cy": 24.0, "side": 48.0, "angle": 0.0}
@@ -143,18 +143,18 @@ def test_a_small_face_crop_is_classified_as_one_face(predictor, example_faces, t
     assert np.allclose(_probs(alone["faces"][0]), predictor.classify(face[None])[0], atol=1e-5)
     blank = tmp_path / "blank.png"  # small, and no face to find in it
     Image.fromarray(np.full((64, 64), 128, np.uint8)).save(blank)
-    out = predictor.predict(str(blank))
+    out = api_predict(predictor, str(blank))
     assert out["n_faces"] == 1 and out["whole_image"] and out["n_detected"] == 0
     assert "The image is small, so it was taken as one face crop." in out["message"]
     for name in example_faces:  # found or taken whole, each example is one face
-        assert predictor.predict(str(EXAMPLES / "fer2013" / f"{name}.png"))["n_faces"] == 1, name
+        assert predictor.predict(str(EXAMPLES_DIR / "fer2013" / f"{name}.png"))["n_faces"] == 1, name
 
 
 def test_every_fer2013_example_is_classified_as_the_face_it_is(predictor, example_faces):
     """faces.SMALL_IMAGE_SIDE: an image this small is taken to be a face crop already (as the explorer does)."""
     recropped = []
     for name, face in example_faces.items():
-        out = predictor.predict(str(EXAMPLES / "fer2013" / f"{name}.png"))
+        out = predictor.predict(str(EXAMPLES_DIR / "fer2013" / f"{name}.png"))
         if not (out["whole_image"] and np.allclose(_probs(out["faces"][0]),
                                                    predictor.classify(face[None], predictor.tta)[0], atol=1e-5)):
             recropped.append(name)
@@ -166,28 +166,29 @@ def test_many_faces_are_capped_and_the_message_says_so(predictor):
     grid = np.concatenate([np.concatenate([tile] * 4, axis=1)] * 2, axis=0)  # 8 faces
     a = predictor.analyze(grid, max_faces=5)
     assert a.n_detected == 8 and len(a.faces) == 5
-    assert "Classified the 5 largest" in a.message()
+    assert "Classified the 5 largest" in predict_message(a) and "8 faces found" in predict_message(a)
     full = predictor.analyze(grid)
     assert len(full.faces) == 8 and len(full.detailed()) == MAX_FACES
-    assert f"shown for the {MAX_FACES} largest" in full.message()
+    assert f"shown for the {MAX_FACES} largest" in predict_message(full) and "Classified" not in predict_message(full)
     assert [f.index for f in full.faces] == list(range(1, 9))
     xs = [f.box.centre[0] for f in full.faces[:4]]  # top row, numbered left to right
     assert xs == sorted(xs)
     for f in full.faces:
         assert f.face.shape == (48, 48) and f.face.dtype == np.uint8 and f.box == f.detection.box
-        label, share = full.caption(f).split(" ")[1:]
-        assert full.caption(f).startswith(f"{f.index} ") and label == FER_LABELS[int(f.probs.argmax())]
+        label, share = caption(full, f).split(" ")[1:]
+        assert caption(full, f).startswith(f"{f.index} ") and label == FER_LABELS[int(f.probs.argmax())]
         assert share == f"{f.probs.max():.0%}"
 
 
-def test_recall_reuses_the_last_analysis_of_the_same_file_and_options(predictor):
+def test_the_api_answer_is_the_analysis_with_its_message(predictor):
+    """/predict's answer is Predictor.predict's, plus the Predict tab's words, and the analysis it returns
+    beside it (for drawing) is the one the answer was made from."""
     photo = str(PHOTOS / "grace_hopper.jpg")
-    first = predictor.analyze(photo)
-    assert predictor.recall(photo) is first
-    other = predictor.recall(photo, tta="none")
-    assert other is not first and other.tta == "none"
-    assert predictor.recall(photo, tta="none") is other
-    assert predictor.recall(photo, whole_image=True).whole_image
+    answer, analysis = predict_with_analysis(predictor, photo, tta=False)
+    assert answer == {**predictor.predict(photo, tta="none"), "message": predict_message(analysis),
+                      "seconds": answer["seconds"]}
+    assert answer["message"] == "1 face found." and analysis.tta == "none"
+    assert answer == {**analysis.to_json(), "backend": predictor.backend, "message": answer["message"]}
 
 
 def test_the_haar_fallback_still_predicts(predictor):

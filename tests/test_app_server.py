@@ -14,13 +14,13 @@ from fer_demo.backends import report_name
 from fer_demo.checkpoint import SHIPPED_CHECKPOINT
 from fer_demo.images import MAX_FILE_BYTES
 from fer_demo.labels import FER_LABELS
-from fer_demo.predict import DEFAULT_TTA
+from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
+from fer_demo.predictor import DEFAULT_TTA
 from fer_demo.transforms import TTA
 
-from .conftest import EXAMPLES, REPO
 
 pytestmark = pytest.mark.slow
-PHOTOS = EXAMPLES / "photos"
+PHOTOS = EXAMPLES_DIR / "photos"
 SERVED_REPORT = SHIPPED_CHECKPOINT / report_name("test", "onnx-int8")  # the figures of the backend app.py serves
 
 
@@ -120,7 +120,7 @@ def test_uploads_over_the_limit_are_refused_by_the_server(app_server, tmp_path, 
 
 
 def test_explain_one_class_and_all_seven(client):
-    face = EXAMPLES / "fer2013" / sorted(p.name for p in (EXAMPLES / "fer2013").glob("surprise_*.png"))[0]
+    face = EXAMPLES_DIR / "fer2013" / sorted(p.name for p in (EXAMPLES_DIR / "fer2013").glob("surprise_*.png"))[0]
     one = client.predict(_file(face), "HiResCAM", "layer2", "predicted", False, api_name="/explain")
     assert one["method"] == "HiResCAM" and one["layer"] == "layer2" and len(one["maps"]) == 1
     assert one["maps"][0]["class"] == one["predicted"]
@@ -172,7 +172,7 @@ def test_the_page_is_served_on_localhost(app_server):
 
 
 def test_address_defaults_and_overrides():
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO_ROOT))
     import app
 
     args = argparse.Namespace(port=None)
@@ -184,7 +184,7 @@ def test_address_defaults_and_overrides():
 
 
 def test_a_bad_checkpoint_is_a_readable_startup_error(tmp_path):
-    r = subprocess.run([sys.executable, "app.py", "--checkpoint", str(tmp_path / "nothing")], cwd=REPO,
+    r = subprocess.run([sys.executable, "app.py", "--checkpoint", str(tmp_path / "nothing")], cwd=REPO_ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "error: no checkpoint at" in r.stderr and "Traceback" not in r.stderr

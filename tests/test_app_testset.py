@@ -12,11 +12,11 @@ import pytest
 from fer_demo.backends import report_name
 from fer_demo.data import DEFAULT_DATASET
 from fer_demo.labels import FER_LABELS
-from fer_demo.tab_testset import (CORNER, COUNTS, ROW_NORMALIZED, api_confusion, api_test_report, clicked_cell,
+from fer_demo.paths import LOCAL_DATASET
+from fer_demo.ui.testset_tab import (CORNER, COUNTS, ROW_NORMALIZED, api_confusion, api_test_report, clicked_cell,
                                   matrix_table, render_cell, render_figure)
 from fer_demo.testset import MODES, DatasetUnavailable, HeldOutSet, resolve_dataset
 
-from .conftest import FER_DIR
 
 LIMIT = 150  # test faces the data tests load
 
@@ -145,7 +145,7 @@ def test_dataset_resolution(monkeypatch):
     assert resolve_dataset(None) == "/some/where"
     assert resolve_dataset("/explicit") == "/explicit"
     monkeypatch.delenv("FER_DATASET")
-    assert resolve_dataset(None) == (str(FER_DIR) if FER_DIR.exists() else DEFAULT_DATASET)
+    assert resolve_dataset(None) == (str(LOCAL_DATASET) if LOCAL_DATASET.exists() else DEFAULT_DATASET)
 
 
 @pytest.mark.parametrize("mode", list(MODES))

@@ -12,15 +12,16 @@ from PIL import Image
 from fer_demo.faces import MAX_FACES
 from fer_demo.images import ImageLoadError, load_image
 from fer_demo.labels import FER_LABELS
-from fer_demo.tab_predict import FACES_PER_ROW, api_predict, label_frame, render_predict, settings_text
+from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
 from fer_demo.testset import HeldOutSet
 from fer_demo.transforms import TTA
-from fer_demo.ui import build_app, card_images, link_card_images
-from fer_demo.ui_common import bind, errors_as_gr_error, example_files, photo_input
+from fer_demo.ui import build_app
+from fer_demo.ui.common import bind, errors_as_gr_error, example_files, photo_input
+from fer_demo.ui.model_card import card_images, link_card_images
+from fer_demo.ui.predict_tab import (FACES_PER_ROW, api_predict, label_frame, predict_with_analysis, render_predict,
+                                     settings_text)
 
-from .conftest import EXAMPLES, REPO
-
-PHOTOS = EXAMPLES / "photos"
+PHOTOS = EXAMPLES_DIR / "photos"
 GROUP = str(PHOTOS / "group_collage.jpg")  # four faces
 NO_FACE = str(PHOTOS / "coffee_no_face.jpg")
 N_ROWS = -(-MAX_FACES // FACES_PER_ROW)
@@ -56,12 +57,12 @@ def test_public_endpoints_and_everything_else_private(demo):
     assert live.api_visibility == "undocumented" and live.fn.__name__ == "label_frame"
     by_name = {fn.api_name: fn for fn in fns if fn.api_visibility == "public"}
     assert {name: fn.fn.__name__ for name, fn in by_name.items() if name != "video"} == {
-        "predict": "api_predict", "explain": "api_explain", "confusion": "api_confusion",
+        "predict": "predict_with_analysis", "explain": "api_explain", "confusion": "api_confusion",
         "test_report": "api_test_report"}
     cam_events = [fn for fn in fns if fn.api_name == "explain" or getattr(fn.fn, "__name__", "") in
                   ("render_predict", "render_cell")]
     assert len(cam_events) >= 3 and all(fn.concurrency_id == "cam" and fn.concurrency_limit == 1 for fn in cam_events)
-    assert not list(REPO.joinpath("fer_demo").glob("*.pyi")), "building the app must not write stub files"
+    assert not list(REPO_ROOT.joinpath("fer_demo").rglob("*.pyi")), "building the app must not write stub files"
 
 
 def test_api_parameters_and_their_defaults(demo):
@@ -72,6 +73,7 @@ def test_api_parameters_and_their_defaults(demo):
                 api[name]["parameters"]]
 
     assert params("/predict") == [("photo", False), ("whole_image", False), ("tta", True)]
+    assert [r["component"] for r in api["/predict"]["returns"]] == ["Json"]  # the analysis (a State) stays home
     assert [p for p, _ in params("/confusion")] == ["true", "predicted", "mode"]
     assert params("/confusion")[2] == ("mode", "no TTA")
     assert [p for p, _ in params("/explain")] == ["face_image", "method", "layer", "target", "all_classes"]
@@ -106,13 +108,13 @@ def test_api_predict_with_and_without_tta(predictor):
     with pytest.raises(gr.Error, match="No image was given"):
         api_predict(predictor, None)
     with pytest.raises(gr.Error, match="not an image we can read"):
-        api_predict(predictor, str(REPO / "README.md"))
+        api_predict(predictor, str(REPO_ROOT / "README.md"))
 
 
 def test_render_predict_draws_the_answer(predictor):
-    result = api_predict(predictor, GROUP)
+    result, analysis = predict_with_analysis(predictor, GROUP)
     message, boxed, photo_cam, whole_btn, rows, crops, cams, labels = _split(
-        render_predict(predictor, GROUP, False, True, result, 0.5))
+        render_predict(predictor, result, analysis, 0.5))
     assert message.startswith("4 faces found.") and predictor.detector.name in message
     assert f"views averaged: {', '.join(TTA[predictor.tta].views)}." in message
     rgb = load_image(GROUP).rgb
@@ -133,19 +135,18 @@ def test_render_predict_draws_the_answer(predictor):
 
 
 def test_render_predict_offers_the_whole_image_when_no_face_is_found(predictor):
-    result = api_predict(predictor, NO_FACE)
+    result, analysis = predict_with_analysis(predictor, NO_FACE)
     message, boxed, photo_cam, whole_btn, rows, crops, cams, labels = _split(
-        render_predict(predictor, NO_FACE, False, True, result, 0.5))
+        render_predict(predictor, result, analysis, 0.5))
     assert message.startswith("No face found") and photo_cam is None and boxed is not None
     assert _visible(whole_btn)
     assert not any(_visible(x) for x in [*rows, *crops, *cams, *labels])
-    nothing = render_predict(predictor, None, False, True, None, 0.5)
+    nothing = render_predict(predictor, None, None, 0.5)
     assert nothing[0] == "" and nothing[1] is None and not any(_visible(x) for x in nothing[3:])
 
 
 def test_render_predict_follows_the_tta_box(predictor):
-    result = api_predict(predictor, GROUP, False, False)
-    message = render_predict(predictor, GROUP, False, False, result, 0.5)[0]
+    message = render_predict(predictor, *predict_with_analysis(predictor, GROUP, False, False), 0.5)[0]
     assert "views averaged: face." in message
 
 

@@ -24,16 +24,16 @@ from fer_demo.detectors import open_detector
 from fer_demo.faces import MAX_FACES, MAX_FACES_CLASSIFIED
 from fer_demo.images import load_image
 from fer_demo.labels import FER_LABELS
-from fer_demo.tab_explorer import api_explain
-from fer_demo.tab_predict import api_predict, label_frame
+from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.ui.explorer_tab import api_explain
+from fer_demo.ui.predict_tab import api_predict, label_frame
 
-from .conftest import EXAMPLES
 from .test_app_images import _png_header_only
 
 pytestmark = pytest.mark.slow
-PHOTOS = EXAMPLES / "photos"
+PHOTOS = EXAMPLES_DIR / "photos"
 ASTRONAUT = PHOTOS / "astronaut.jpg"
-FACE = EXAMPLES / "fer2013" / "happy_test2340.png"
+FACE = EXAMPLES_DIR / "fer2013" / "happy_test2340.png"
 SECONDS_PER_REQUEST = 60  # generous: a bad file must be answered at once, not after minutes of decoding
 
 

@@ -6,15 +6,16 @@ import torch
 
 from fer_demo.data import DataError, load_fer
 from fer_demo.labels import FER_LABELS
+from fer_demo.paths import LOCAL_DATASET
 
-from .fer_samples import (FER2013, kaggle_rows, needs_fer2013, png_bytes, real_faces, write_kaggle_csv,
-                          write_parquet_cells, write_parquet_split)
+from .support.fer_samples import (kaggle_rows, needs_fer2013, png_bytes, real_faces, write_kaggle_csv,
+                                  write_parquet_cells, write_parquet_split)
 
 pytestmark = needs_fer2013  # every test here reads real faces
 
 
 def test_local_hub_layout_loads_as_uint8_tensors():
-    splits = load_fer(str(FER2013), ("validation", "test"), limits={"validation": 50, "test": 64})
+    splits = load_fer(str(LOCAL_DATASET), ("validation", "test"), limits={"validation": 50, "test": 64})
     test = splits["test"]
     assert test.images.dtype == torch.uint8 and test.images.shape == (64, 48, 48)
     assert test.labels.dtype == torch.int64 and int(test.labels.max()) < 7

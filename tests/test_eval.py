@@ -8,11 +8,12 @@ import torch
 from fer_demo.evaluation import classification_metrics, expected_calibration_error
 from fer_demo.labels import FACE_SIZE, FER_LABELS, NUM_CLASSES
 from fer_demo.model import create_fer_model
-from fer_demo.predict import predict_probs
+from fer_demo.paths import LOCAL_DATASET
+from fer_demo.inference import predict_probs
 from fer_demo.transforms import FER_MEAN, FER_STD
 from train.evaluate import main as evaluate_main
 
-from .fer_samples import FER2013, kaggle_rows, needs_fer2013, real_faces, write_kaggle_csv, write_parquet_split
+from .support.fer_samples import kaggle_rows, needs_fer2013, real_faces, write_kaggle_csv, write_parquet_split
 
 
 def _probs(preds, confidence):
@@ -54,7 +55,7 @@ def _evaluate(capsys, *args):
 
 @needs_fer2013
 def test_evaluator_last_line_and_report(tmp_path, capsys):
-    line = _evaluate(capsys, "--dataset", str(FER2013), "--split", "test", "--limit", "150", "--tta",
+    line = _evaluate(capsys, "--dataset", str(LOCAL_DATASET), "--split", "test", "--limit", "150", "--tta",
                      "--out", str(tmp_path))
     assert line["n"] == 150 and line["tta"] is True
     assert {"accuracy", "macro_f1", "ece", "accuracy_no_tta"} <= set(line)
@@ -93,12 +94,12 @@ def test_predict_probs_on_no_faces_is_an_empty_batch(tta):
 @pytest.mark.parametrize("limit", ["0", "-5", "ten"])
 def test_a_limit_of_no_faces_is_a_clear_error(limit, capsys):
     with pytest.raises(SystemExit) as exit_info:  # argparse's usage error, before anything is loaded
-        evaluate_main(["--dataset", str(FER2013), "--limit", limit])
+        evaluate_main(["--dataset", str(LOCAL_DATASET), "--limit", limit])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--limit" in err and ("at least 1 face" in err or "whole number" in err)
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
-    assert evaluate_main(["--checkpoint", str(tmp_path / "nope"), "--dataset", str(FER2013)]) == 2
+    assert evaluate_main(["--checkpoint", str(tmp_path / "nope"), "--dataset", str(LOCAL_DATASET)]) == 2
     assert "no checkpoint at" in capsys.readouterr().err

@@ -13,18 +13,19 @@ import torch
 from safetensors.torch import load_file
 
 from fer_demo import checkpoint as ckpt
+from fer_demo.paths import LOCAL_DATASET, REPO_ROOT
 from train.train import main as train_main
 
-from .fer_samples import FER2013, REPO, needs_fer2013
+from .support.fer_samples import needs_fer2013
 
-RUN = ["--dataset", str(FER2013), "--limit-train", "768", "--limit-eval", "64", "--batch-size", "32",
+RUN = ["--dataset", str(LOCAL_DATASET), "--limit-train", "768", "--limit-eval", "64", "--batch-size", "32",
        "--epochs", "2", "--ema", "0.9"]
 
 
 @needs_fer2013
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "train.train", *RUN, "--out", str(killed)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "train.train", *RUN, "--out", str(killed)], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     seen, deadline = "", time.time() + 300
@@ -93,6 +94,29 @@ def test_foreign_checkpoint_gives_a_clear_error(good_checkpoint, tmp_path):
         ckpt.load_model(tmp_path)
 
 
+def test_a_config_from_make_config_loads_back_as_written(tmp_path):
+    from fer_demo.model import create_fer_model
+
+    config = ckpt.make_config("resnet18", "s2", 48, dataset="x", metrics={"accuracy": 0.5}, epoch=1)
+    assert set(ckpt.MODEL_KEYS) <= config.keys() and config["format"] == ckpt.FORMAT
+    assert "step" not in config and "train_args" not in config, "record fields only where given"
+    with ckpt.atomic_dir(tmp_path / "made") as tmp:
+        ckpt.write_model(tmp, create_fer_model(), config)
+    assert ckpt.load_model(tmp_path / "made")[1] == config
+
+
+def test_configs_are_read_by_their_format_and_retired_fields_are_ignored(good_checkpoint, tmp_path):
+    config = ckpt.read_config(good_checkpoint)  # no format: read as this one
+    older = _copy(good_checkpoint, tmp_path / "older")  # as the shipped checkpoint and older runs wrote it
+    (older / ckpt.CONFIG_FILE).write_text(json.dumps({**config, "format": "fer-demo/1", "num_classes": 7,
+                                                      "storage_dtype": "float16"}))
+    ckpt.load_model(older)
+    newer = _copy(good_checkpoint, tmp_path / "newer")
+    (newer / ckpt.CONFIG_FILE).write_text(json.dumps({**config, "format": "fer-demo/2"}))
+    with pytest.raises(ckpt.CheckpointError, match="format 'fer-demo/2'; this version reads 'fer-demo/1'"):
+        ckpt.load_model(newer)
+
+
 def test_resume_from_a_folder_without_training_state(good_checkpoint, capsys):
     assert train_main(["--resume", str(good_checkpoint)]) == 2
     assert "no resumable training state" in capsys.readouterr().err
@@ -119,7 +143,7 @@ def test_trainer_reports_a_failing_save(tmp_path, monkeypatch, capsys):
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(ckpt, "save_file", read_only)
-    code = train_main(["--dataset", str(FER2013), "--limit-train", "64", "--limit-eval", "32", "--batch-size", "32",
-                       "--epochs", "1", "--out", str(tmp_path / "run")])
+    code = train_main(["--dataset", str(LOCAL_DATASET), "--limit-train", "64", "--limit-eval", "32",
+                       "--batch-size", "32", "--epochs", "1", "--out", str(tmp_path / "run")])
     assert code == 2
     assert "Read-only file system" in capsys.readouterr().err

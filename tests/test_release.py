@@ -2,7 +2,7 @@
 
 import torch
 
-from fer_demo.augment import AugmentConfig, augment_batch
+from train.augment import AugmentConfig, augment_batch
 from train.release import ABLATION, COMMON, RECIPES, choose
 from train.train import budget_spent, parse_args
 

@@ -10,7 +10,7 @@ import pytest
 from fer_demo import checkpoint as ckpt
 from fer_demo.backends import BACKENDS, report_name
 from fer_demo.data import load_fer
-from fer_demo.predict import predict_probs
+from fer_demo.inference import predict_probs
 from fer_demo.labels import FER_LABELS
 
 SHIPPED = ckpt.SHIPPED_CHECKPOINT

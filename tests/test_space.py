@@ -20,14 +20,12 @@ import pytest
 from fer_demo.backends import INT8_FILE
 from fer_demo.checkpoint import MODEL_FILE, SHIPPED_CHECKPOINT
 from fer_demo.data import DEFAULT_DATASET
-from fer_demo.detectors import YUNET_FILE
+from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT, YUNET_FILE
 
-from .conftest import EXAMPLES, REPO
 
 SPACE_KEYS = {"title", "emoji", "colorFrom", "colorTo", "sdk", "sdk_version", "app_file", "license", "datasets",
               "short_description", "pinned"}
 SPACE_COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
-NOT_RUN_BY_THE_APP = {"fer_demo/quantize.py"}  # train.quantize's helper: needs onnx (requirements-dev.txt)
 NEVER_UPLOADED = ("tests/", "runs/", "bench/", "train/", "tools/", ".venv/", ".git/", ".pytest_cache/")
 
 
@@ -37,14 +35,14 @@ def _pin(requirements: str, package: str) -> str | None:
 
 
 def _rel(path) -> str:
-    return path.relative_to(REPO).as_posix()
+    return path.relative_to(REPO_ROOT).as_posix()
 
 
 @pytest.fixture(scope="module")
 def front_matter() -> dict:
     from huggingface_hub import metadata_load  # the Hub client's own parser (yaml.safe_load of the block)
 
-    meta = metadata_load(REPO / "README.md")
+    meta = metadata_load(REPO_ROOT / "README.md")
     assert meta, "README.md does not start with a --- YAML block ---"
     return meta
 
@@ -52,7 +50,7 @@ def front_matter() -> dict:
 @pytest.fixture(scope="module")
 def listing() -> dict[str, int]:
     """{path: bytes} printed by the dry run, which must not need the network."""
-    r = subprocess.run([sys.executable, "tools/deploy_space.py", "--dry-run"], cwd=REPO, capture_output=True,
+    r = subprocess.run([sys.executable, "tools/deploy_space.py", "--dry-run"], cwd=REPO_ROOT, capture_output=True,
                        text=True, timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert r.returncode == 0, r.stderr
     *rows, total = r.stdout.strip().splitlines()
@@ -65,24 +63,24 @@ def test_front_matter_configures_a_gradio_space(front_matter):
     assert SPACE_KEYS <= set(front_matter)
     assert front_matter["sdk"] == "gradio" and front_matter["pinned"] is False
     assert {front_matter["colorFrom"], front_matter["colorTo"]} <= SPACE_COLORS
-    assert (REPO / front_matter["app_file"]).is_file()
-    assert front_matter["license"] == "mit" and "MIT License" in (REPO / "LICENSE").read_text()
+    assert (REPO_ROOT / front_matter["app_file"]).is_file()
+    assert front_matter["license"] == "mit" and "MIT License" in (REPO_ROOT / "LICENSE").read_text()
     assert DEFAULT_DATASET in front_matter["datasets"]
     assert 0 < len(front_matter["short_description"]) <= 60
 
 
 def test_sdk_version_is_the_pinned_gradio(front_matter):
-    pinned = _pin((REPO / "requirements.txt").read_text(), "gradio")
+    pinned = _pin((REPO_ROOT / "requirements.txt").read_text(), "gradio")
     assert pinned and str(front_matter["sdk_version"]) == pinned
 
 
 def test_requirements_split_runtime_from_tests():
-    runtime = (REPO / "requirements.txt").read_text()
-    dev = (REPO / "requirements-dev.txt").read_text()
+    runtime = (REPO_ROOT / "requirements.txt").read_text()
+    dev = (REPO_ROOT / "requirements-dev.txt").read_text()
     assert [line for line in dev.splitlines() if not line.startswith("#")][0] == "-r requirements.txt"
     for package in ("pytest", "playwright"):
         assert _pin(dev, package) and not _pin(runtime, package)
-    makefile = (REPO / "Makefile").read_text()
+    makefile = (REPO_ROOT / "Makefile").read_text()
     assert re.search(r"^\$\(VENV\)/\.runtime: requirements\.txt\b", makefile, re.MULTILINE)
     assert re.search(r"^\$\(VENV\)/\.dev: .*requirements-dev\.txt", makefile, re.MULTILINE)
     assert re.search(r"^run: \$\(VENV\)/\.runtime$", makefile, re.MULTILINE)
@@ -108,8 +106,8 @@ def test_requirements_txt_installs_what_the_app_imports(listing):
     """What a Space installs (requirements.txt) covers every package the uploaded code imports."""
     from importlib.metadata import packages_distributions
 
-    code = [REPO / p for p in listing if p.endswith(".py") and p not in NOT_RUN_BY_THE_APP]
-    pinned = {_canonical(line.split("==")[0]) for line in (REPO / "requirements.txt").read_text().splitlines()
+    code = [REPO_ROOT / p for p in listing if p.endswith(".py")]
+    pinned = {_canonical(line.split("==")[0]) for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
               if "==" in line}
     dists = packages_distributions()
     missing = {module: dists.get(module) for module in sorted(_third_party_imports(code))
@@ -121,7 +119,7 @@ def test_dry_run_lists_the_app_model_and_detector(listing):
     needed = ["app.py", "requirements.txt", "README.md", "LICENSE", "MODEL_CARD.md",
               _rel(SHIPPED_CHECKPOINT / MODEL_FILE), _rel(SHIPPED_CHECKPOINT / INT8_FILE),
               _rel(YUNET_FILE), _rel(YUNET_FILE.parent / "LICENSE"), "fer_demo/__init__.py",
-              _rel(EXAMPLES / "README.md")]
+              _rel(EXAMPLES_DIR / "README.md")]
     assert [path for path in needed if path not in listing] == []
     assert listing[_rel(SHIPPED_CHECKPOINT / MODEL_FILE)] == (SHIPPED_CHECKPOINT / MODEL_FILE).stat().st_size
 
@@ -139,7 +137,7 @@ def test_dry_run_includes_what_the_model_card_shows(listing):
 
 
 def test_the_app_binds_where_a_space_says():
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO_ROOT))
     import app
 
     space = {"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7860"}
@@ -153,12 +151,12 @@ def test_the_app_starts_from_the_listed_files_alone(listing, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    from bench._server import LaunchError, launched_app
+    from fer_demo.local_app import LaunchError, launched_app
 
     space = tmp_path / "space"
     for path in listing:
         (space / path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / path, space / path)
+        shutil.copy2(REPO_ROOT / path, space / path)
     env = {"FER_DATASET": None, "PYTHONPATH": None, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     try:
         with launched_app(env=env, root=space, log_path=tmp_path / "app.log", timeout=180) as server:

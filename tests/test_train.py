@@ -18,20 +18,21 @@ from safetensors.torch import load_file, save_file
 from fer_demo import checkpoint as ckpt
 from fer_demo.data import load_fer
 from fer_demo.evaluation import classification_metrics
-from fer_demo.predict import predict_probs
+from fer_demo.paths import LOCAL_DATASET, REPO_ROOT
+from fer_demo.inference import predict_probs
 from fer_demo.model import create_fer_model
 from fer_demo.transforms import FER_MEAN, FER_STD
 from train.train import PER_INVOCATION, parse_args, validate
 from train.train import main as train_main
 
-from .fer_samples import FER2013, REPO, needs_fer2013
+from .support.fer_samples import needs_fer2013
 
-SMALL = ["--dataset", str(FER2013), "--limit-train", "256", "--limit-eval", "64", "--batch-size", "64"]
+SMALL = ["--dataset", str(LOCAL_DATASET), "--limit-train", "256", "--limit-eval", "64", "--batch-size", "64"]
 
 
 def _validation_faces(n: int = 64):
     """The validation faces a run with --limit-eval n (seed 0) scores."""
-    return load_fer(str(FER2013), ("validation",), limits={"validation": n}, log=lambda *a: None)["validation"]
+    return load_fer(str(LOCAL_DATASET), ("validation",), limits={"validation": n}, log=lambda *a: None)["validation"]
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +143,9 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, stop, c
 @needs_fer2013
 def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "train.train", "--dataset", str(FER2013), "--limit-train", "4000",
+    cmd = [sys.executable, "-m", "train.train", "--dataset", str(LOCAL_DATASET), "--limit-train", "4000",
            "--limit-eval", "64", "--batch-size", "32", "--epochs", "1", "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline, seen = time.time() + 120, ""
     while time.time() < deadline and "epoch 1/1:" not in seen:
@@ -179,7 +180,7 @@ def test_torchrun_ddp_on_cpu(tmp_path):
     out = tmp_path / "ddp"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     proc = subprocess.run([*torchrun, "-m", "train.train", *SMALL, "--batch-size", "32", "--epochs", "1",
-                           "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600,
+                           "--out", str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert proc.stdout.count("epoch 1: val acc") == 1  # rank 0 alone logs

@@ -18,13 +18,13 @@ from PIL import Image
 from fer_demo.clips import MAX_SECONDS, ClipError, probe, sample_times
 from fer_demo.detectors import Box
 from fer_demo.labels import FER_LABELS
-from fer_demo.tab_video import api_video, render_video
+from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.ui.video_tab import api_video, render_video
 from fer_demo.tracking import MAX_GAP_SECONDS, Tracker
 from fer_demo.video import NoFaceError, analyze_clip, csv_fields, read_csv, timeline_figure
 
-from .conftest import EXAMPLES
 
-PHOTOS = EXAMPLES / "photos"
+PHOTOS = EXAMPLES_DIR / "photos"
 SIZE = (640, 480)
 FPS = 10
 FRAMES = 40  # 4 s

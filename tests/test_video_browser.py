@@ -63,10 +63,10 @@ def test_upload_a_clip_and_see_the_people_followed(page, tmp_path):
 def test_a_photo_renamed_mp4_gets_a_message_in_the_page(page, tmp_path):
     from PIL import Image
 
-    from .conftest import EXAMPLES
+    from fer_demo.paths import EXAMPLES_DIR
 
     photo = tmp_path / "photo.mp4"
-    Image.open(EXAMPLES / "photos" / "astronaut.jpg").save(photo, format="PNG")
+    Image.open(EXAMPLES_DIR / "photos" / "astronaut.jpg").save(photo, format="PNG")
     page.set_input_files("#video-in input[type=file]", str(photo))
     page.click("#video-run")
     page.get_by_text("is a PNG image, not a video").first.wait_for()

@@ -23,17 +23,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import EXAMPLES
-from .fer_samples import REPO
+from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
+
 from .test_app_browser import ARTIFACTS, _require_browser, launched_chromium
 
 pytestmark = pytest.mark.slow
-DIST = REPO / "web" / "dist"
+DIST = REPO_ROOT / "web" / "dist"
 # the real photos, and the face-free ones (tests/negatives): no face on the page exactly when the app finds none
-PHOTO_DIRS = (REPO / "tests" / "photos", EXAMPLES / "photos", REPO / "tests" / "negatives")
+PHOTO_DIRS = (REPO_ROOT / "tests" / "photos", EXAMPLES_DIR / "photos", REPO_ROOT / "tests" / "negatives")
 PHOTOS = sorted(p for d in PHOTO_DIRS if d.is_dir() for p in d.iterdir()
                 if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-FER_FACES = sorted((EXAMPLES / "fer2013").glob("*.png"))
+FER_FACES = sorted((EXAMPLES_DIR / "fer2013").glob("*.png"))
 # Photos: the page and the app cut the same crops from the same decoded pixels (no colour-profile conversion
 # on either side), but resample them with different code (JS area, bilinear and Lanczos resizing vs OpenCV's
 # and PIL's fixed-point versions), so a crop pixel may differ by a gray level or two. On these photos that
@@ -62,10 +62,10 @@ def _build():
         if os.environ.get("FER_REQUIRE_BROWSER") == "1":
             pytest.fail("FER_REQUIRE_BROWSER=1 but web/dist is not built and npm is not installed")
         pytest.skip("web/dist is not built and npm is not installed (make web)")
-    python = REPO / ".venv" / "bin" / "python"
-    subprocess.run([str(python if python.exists() else "python"), "-m", "train.export_web"], cwd=REPO, check=True)
-    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=REPO / "web", check=True)
-    subprocess.run(["npm", "run", "build"], cwd=REPO / "web", check=True)
+    python = REPO_ROOT / ".venv" / "bin" / "python"
+    subprocess.run([str(python if python.exists() else "python"), "tools/export_web.py"], cwd=REPO_ROOT, check=True)
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=REPO_ROOT / "web", check=True)
+    subprocess.run(["npm", "run", "build"], cwd=REPO_ROOT / "web", check=True)
     return DIST
 
 
@@ -142,7 +142,7 @@ def _stop_webcam(page):
 def reference():
     """The Python app's answers with TTA off: "page", the backend that runs the page's classifier (the int8 ONNX
     copy, or the fp32 PyTorch model when the page got fp32), and the app's default backend."""
-    from fer_demo.predict import Predictor
+    from fer_demo.predictor import Predictor
 
     int8 = json.loads((DIST / "models" / "web_config.json").read_text()).get("precision") == "int8"
     return {"page": Predictor(tta="none", backend="onnx-int8" if int8 else "torch"), "app": Predictor(tta="none")}
@@ -155,7 +155,7 @@ def test_photos_give_the_apps_faces_and_labels(page, reference, photo):
     assert "error" not in got, got
     want = reference["page"].predict(str(photo), tta="none")
     app = reference["app"].predict(str(photo), tta="none")
-    assert got["n_faces"] == want["n_faces"] == app["n_faces"], (got["message"], want["message"])
+    assert got["n_faces"] == want["n_faces"] == app["n_faces"], got["message"]
     worst = 0.0
     for g, w, a in zip(got["faces"], want["faces"], app["faces"]):
         assert g["label"] == w["label"] == a["label"], (photo.name, g["index"], g["probabilities"], w["probabilities"])
@@ -172,7 +172,7 @@ def test_photos_give_the_apps_faces_and_labels(page, reference, photo):
 
 
 def test_the_page_names_its_classifier_and_an_int8_one_is_the_checkpoints_file(page, web_dist):
-    """The page says which classifier it runs (fp32 by default); an int8 one (`train.export_web --precision int8`)
+    """The page says which classifier it runs (fp32 by default); an int8 one (`tools/export_web.py --precision int8`)
     is model.int8.onnx itself, input renamed and the layer4 maps added as an output."""
     import onnxruntime as ort
 
@@ -191,7 +191,7 @@ def test_the_page_names_its_classifier_and_an_int8_one_is_the_checkpoints_file(p
 
 def test_no_face_message_and_the_whole_image(page):
     _stop_webcam(page)
-    got = _upload(page, EXAMPLES / "photos" / "coffee_no_face.jpg")
+    got = _upload(page, EXAMPLES_DIR / "photos" / "coffee_no_face.jpg")
     assert got["n_faces"] == 0 and "No face found" in page.inner_text("#message")
     runs = int(page.evaluate("document.body.dataset.runs"))
     page.check("#whole")
@@ -233,7 +233,7 @@ def test_drop_and_paste_a_photo(page, reference, how):
 
     _stop_webcam(page)
     runs = int(page.evaluate("document.body.dataset.runs"))
-    photo = EXAMPLES / "photos" / "group_collage.jpg"
+    photo = EXAMPLES_DIR / "photos" / "group_collage.jpg"
     want = [f["label"] for f in reference["page"].predict(str(photo), tta="none")["faces"]]
     data = base64.b64encode(photo.read_bytes()).decode()
     page.evaluate(DROP_OR_PASTE, [how, data])
@@ -251,7 +251,8 @@ def _png(size, mode="RGB", color=120) -> bytes:
 # name -> (a function making (file name, mime type, bytes), a phrase the message must hold)
 BAD_INPUTS = {
     "text": (lambda: ("notes.txt", "text/plain", b"hello, not an image\n" * 20), "not an image"),
-    "truncated jpeg": (lambda: ("cut.jpg", "image/jpeg", (EXAMPLES / "photos" / "astronaut.jpg").read_bytes()[:20_000]),
+    "truncated jpeg": (lambda: ("cut.jpg", "image/jpeg",
+                                (EXAMPLES_DIR / "photos" / "astronaut.jpg").read_bytes()[:20_000]),
                        "broken or truncated"),
     "1x1": (lambda: ("dot.png", "image/png", _png((1, 1))), "too small"),
     # a real 81-megapixel PNG (1-bit, so it stays small here); the limit is 50 megapixels
@@ -267,7 +268,7 @@ def test_bad_input_gets_a_message_and_the_page_keeps_working(page, name):
     assert "error" in got and phrase in got["error"], got
     assert phrase in page.inner_text("#message")
     assert page.evaluate("document.getElementById('message').className").endswith("error")
-    again = _upload(page, EXAMPLES / "photos" / "astronaut.jpg")
+    again = _upload(page, EXAMPLES_DIR / "photos" / "astronaut.jpg")
     assert again["n_faces"] == 1 and again["faces"][0]["label"] == "happy"
     assert not page.errors, page.errors
 
@@ -320,7 +321,7 @@ def _medians(times: list[dict]) -> dict:
     return {k: round(float(np.median([t[k] for t in times])), 1) for k in times[0]}
 
 
-def _photo_rates(page, photo: Path = EXAMPLES / "photos" / "astronaut.jpg", n: int = 9) -> dict:
+def _photo_rates(page, photo: Path = EXAMPLES_DIR / "photos" / "astronaut.jpg", n: int = 9) -> dict:
     """Photos a second from file to drawn result (median of n runs), with and without the CAMs."""
     out = {}
     for cam in (True, False):
@@ -343,7 +344,7 @@ def test_page_states_privacy_layer_and_model_card(page):
 def test_no_request_leaves_the_origin(page, web_url):
     """Run last: every request this module's pages made (models, wasm, script) was to the page's own server."""
     _stop_webcam(page)
-    _upload(page, EXAMPLES / "photos" / "grace_hopper.jpg")
+    _upload(page, EXAMPLES_DIR / "photos" / "grace_hopper.jpg")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web_page.png"), full_page=True)
     assert REQUESTS, "no requests recorded"
@@ -359,7 +360,7 @@ def test_static_space_uploads_what_its_dry_run_lists(web_dist, monkeypatch):
 
     from huggingface_hub.utils import filter_repo_objects
 
-    spec = importlib.util.spec_from_file_location("deploy_space", REPO / "tools" / "deploy_space.py")
+    spec = importlib.util.spec_from_file_location("deploy_space", REPO_ROOT / "tools" / "deploy_space.py")
     deploy = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "deploy_space", deploy)  # its dataclasses look their module up
     spec.loader.exec_module(deploy)
@@ -391,7 +392,7 @@ def test_a_large_photo_within_the_limits_is_scaled_down_and_read(page, reference
     """25 megapixels: decoded, scaled to 2048 px as the app does, one face with the app's label."""
     _stop_webcam(page)
     big = tmp_path / "astronaut_5000.jpg"
-    photo = Image.open(EXAMPLES / "photos" / "astronaut.jpg")
+    photo = Image.open(EXAMPLES_DIR / "photos" / "astronaut.jpg")
     photo.resize((5000, 5000), Image.Resampling.BICUBIC).save(big, quality=90)
     got = _upload(page, big)
     want = reference["page"].predict(str(big), tta="none")

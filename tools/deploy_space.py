@@ -28,7 +28,9 @@ from pathlib import Path
 from huggingface_hub import HfApi
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repo's package
+
+from fer_demo.paths import REPO_ROOT  # noqa: E402
 
 # The app, its package, the shipped model, the face detector with its licence, the examples it offers,
 # the model card it shows, and the Space's README (front matter), requirements and licence.
@@ -37,7 +39,7 @@ ALLOW_PATTERNS = ["app.py", "README.md", "MODEL_CARD.md", "LICENSE", "requiremen
                   "checkpoints/fer-resnet18/*", "models/*", "examples/*"]
 IGNORE_PATTERNS = [".*", "*/.*", "*__pycache__*", "*.pyc", "examples/*.py"]
 
-WEB_DIST = REPO / "web" / "dist"
+WEB_DIST = REPO_ROOT / "web" / "dist"
 # The static Space's README: its front matter tells the Hub to serve index.html as it is.
 STATIC_README = """---
 title: fer-demo (in the browser)
@@ -75,11 +77,11 @@ class Target:
     extra: tuple[tuple[str, str], ...] = ()
 
 
-GRADIO = Target(REPO, tuple(ALLOW_PATTERNS), tuple(IGNORE_PATTERNS), "gradio")
+GRADIO = Target(REPO_ROOT, tuple(ALLOW_PATTERNS), tuple(IGNORE_PATTERNS), "gradio")
 STATIC = Target(WEB_DIST, ("*",), (".*", "*/.*", "README.md"), "static", (("README.md", STATIC_README),))
 
 
-def space_files(root: Path = REPO, target: Target | None = None) -> list[tuple[str, int]]:
+def space_files(root: Path = REPO_ROOT, target: Target | None = None) -> list[tuple[str, int]]:
     """(path relative to the target's folder, size in bytes) of each file the upload sends, in upload_folder's
     order; the Gradio app's selection by default (`root` replaces its folder, for tests)."""
     target = target or Target(root, GRADIO.allow, GRADIO.ignore, GRADIO.sdk)

@@ -20,8 +20,7 @@ REPORT_GLOBS = ("*_report.json", "*_confusion.png")
 
 def export(run: Path, dest: Path, fp16: bool = True) -> Path:
     best = ckpt.resolve(run)
-    model, config = ckpt.load_model(best)
-    config["storage_dtype"] = "float16" if fp16 else "float32"
+    model, config = ckpt.load_model(best)  # the weights file records its own dtype
     with ckpt.atomic_dir(dest) as tmp:
         ckpt.write_model(tmp, model, config, dtype=torch.float16 if fp16 else None)
         for pattern in REPORT_GLOBS:

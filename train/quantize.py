@@ -2,19 +2,85 @@
 
     python -m train.quantize [CHECKPOINT] [--dataset X] [--split validation] [--faces 1024]
 
-Activation ranges are calibrated on a seeded random subset of the training or
-validation split (never the test split). Then measure what it costs:
+Export to ONNX, then static quantization calibrated on real faces: weights are
+quantized per output channel (int8) and activations per tensor (uint8), with
+ranges measured on a seeded random subset of the training or validation split
+(never the test split). Then measure what it costs:
     python -m train.evaluate --backend onnx-int8 --tta
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
+from pathlib import Path
+
+import numpy as np
+import torch
 
 from fer_demo import checkpoint as ckpt
+from fer_demo.backends import DIGEST_KEY, INT8_FILE, weights_digest
 from fer_demo.data import DEFAULT_DATASET, DataError, load_fer
+from fer_demo.transforms import to_model_input
+
+CALIBRATION_BATCH = 64
+
+
+def export_onnx(model: torch.nn.Module, input_size: int, path: Path) -> None:
+    """fp32 ONNX with a dynamic batch axis (input "x", output "logits")."""
+    model = model.float().to(memory_format=torch.contiguous_format).eval()
+    example = (torch.zeros(2, 1, input_size, input_size),)
+    torch.onnx.export(model, example, str(path), input_names=["x"], output_names=["logits"],
+                      dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, dynamo=True,
+                      optimize=True, verbose=False, report=False)
+
+
+def calibration_batches(faces: torch.Tensor, config: dict) -> list[dict[str, np.ndarray]]:
+    x = to_model_input(faces, config["input_size"], config["mean"], config["std"]).contiguous().numpy()
+    return [{"x": x[i:i + CALIBRATION_BATCH]} for i in range(0, len(x), CALIBRATION_BATCH)]
+
+
+def write_int8(folder: str | Path, faces: torch.Tensor, reduce_range: bool = True) -> Path:
+    """Quantize the checkpoint in `folder` with uint8 `faces` (N, 48, 48); writes folder/INT8_FILE.
+
+    The model is loaded from `folder` itself, so the digest it is tagged with is that of its weights.
+    `reduce_range` keeps weights to 7 bits: CPUs without VNNI (AVX2 only) multiply uint8 x int8 pairs
+    into saturating 16-bit sums, which 8-bit weights overflow; with 7 bits the same file gives the
+    same answers on every x86 CPU.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Faces(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(calibration_batches(faces, config))
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    folder = Path(folder)
+    model, config = ckpt.load_model(folder)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, prepared, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        export_onnx(model, int(config["input_size"]), fp32)
+        quant_pre_process(str(fp32), str(prepared))
+        quantize_static(str(prepared), str(int8), Faces(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range)
+        proto = onnx.load(str(int8))
+        onnx.helper.set_model_props(proto, {DIGEST_KEY: weights_digest(folder), "fer_demo.calibration_faces":
+                                            str(len(faces)), "fer_demo.labels": ",".join(config["labels"])})
+    staged = folder / f".{INT8_FILE}.tmp"  # written beside it, then renamed: never a half-written model
+    try:
+        onnx.save(proto, str(staged))
+        os.replace(staged, folder / INT8_FILE)
+    except OSError as e:
+        staged.unlink(missing_ok=True)
+        raise ckpt.CheckpointError(f"could not write {folder / INT8_FILE}: {e.strerror or e}") from None
+    return folder / INT8_FILE
 
 
 def main(argv=None) -> int:
@@ -29,8 +95,6 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     try:
-        from fer_demo.quantize import write_int8
-
         folder = ckpt.resolve(args.checkpoint)
         faces = load_fer(args.dataset, (args.split,), args.revision, {args.split: args.faces}, args.seed,
                          log=lambda *a: print(*a, file=sys.stderr))[args.split]

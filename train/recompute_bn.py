@@ -26,7 +26,7 @@ from torch.optim.swa_utils import update_bn
 from fer_demo import checkpoint as ckpt
 from fer_demo.data import DEFAULT_DATASET, DataError, load_fer
 from fer_demo.evaluation import classification_metrics
-from fer_demo.predict import predict_probs
+from fer_demo.inference import predict_probs
 from fer_demo.transforms import to_model_input
 
 BATCH = 256

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_demo import checkpoint as ckpt
-from fer_demo.data import LOCAL_DATASET
+from fer_demo.paths import LOCAL_DATASET
 
 from . import evaluate, export, quantize
 from . import train as trainer

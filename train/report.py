@@ -8,8 +8,8 @@ from pathlib import Path
 from fer_demo import checkpoint as ckpt
 from fer_demo.backends import backend_suffix, load_classifier, report_name
 from fer_demo.data import load_fer
-from fer_demo.evaluation import classification_metrics, plot_confusion
-from fer_demo.predict import predict_probs
+from fer_demo.evaluation import classification_metrics
+from fer_demo.inference import predict_probs
 
 
 def evaluate_and_report(checkpoint, dataset: str, split: str = "test", revision=None, limit=None,
@@ -51,6 +51,36 @@ def summary_line(report: dict, tta: bool) -> dict:
     if tta:
         line.update(accuracy_no_tta=report["no_tta"]["accuracy"], macro_f1_no_tta=report["no_tta"]["macro_f1"])
     return line
+
+
+def plot_confusion(report: dict, path, normalized: bool = True, title: str = ""):
+    """Save (or return, when `path` is None) a confusion-matrix figure from a metrics dict."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = report["confusion_normalized" if normalized else "confusion"]
+    labels = report["labels"]
+    fig, ax = plt.subplots(figsize=(6.2, 5.4), dpi=110)
+    im = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalized else None)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = max(max(r) for r in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, v in enumerate(row):
+            ax.text(j, i, f"{v:.2f}" if normalized else str(v), ha="center", va="center", fontsize=8,
+                    color="white" if v > 0.5 * top else "black")
+    ax.set_title(title or f"accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f} (n={report['n']})",
+                 fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    if path is None:
+        return fig
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def plot_curves(history: list[dict], path) -> None:

@@ -37,14 +37,14 @@ from timm.utils import ModelEmaV3
 from tqdm import tqdm
 
 from fer_demo import checkpoint as ckpt
-from fer_demo.augment import AugmentConfig, augment_batch
 from fer_demo.data import DEFAULT_DATASET, DataError, FaceSplit, dataset_revision, fer_splits, load_raw
 from fer_demo.evaluation import classification_metrics
-from fer_demo.predict import autocast_for, predict_probs
-from fer_demo.labels import FACE_SIZE, FER_LABELS, NUM_CLASSES
+from fer_demo.inference import AMP_MODES, amp_dtype, autocast_for, predict_probs
+from fer_demo.labels import FACE_SIZE, NUM_CLASSES
 from fer_demo.model import STEMS, create_fer_model
 from fer_demo.transforms import FER_MEAN, FER_STD, to_model_input
 
+from .augment import AugmentConfig, augment_batch
 from .report import evaluate_and_report, plot_curves
 
 
@@ -84,7 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
       "EMA weights, whichever scores better on validation, are the candidate for best/")
     a("--select-metric", default="accuracy", choices=["accuracy", "macro_f1"])
     a("--patience", type=int, default=0, help="stop after N epochs without a better validation score (0 = off)")
-    a("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"])
+    a("--amp", default="auto", choices=AMP_MODES)
     a("--no-channels-last", action="store_true")
     a("--seed", type=int, default=0)
     a("--limit-train", type=int, default=None)
@@ -123,17 +123,9 @@ def setup_distributed():
     return 0, 1, torch.device("cpu")
 
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def amp_context(mode: str, device: torch.device):
-    if mode == "auto":
-        return autocast_for(device)
-    return torch.autocast(device.type, dtype=AMP_DTYPES.get(mode), enabled=mode in AMP_DTYPES)
-
-
 def lr_at(step: int, total: int, warmup: int, peak: float, sched: str) -> float:
-    """Linear warm-up, then cosine to 0 (cosine) or linear to 0 (onecycle, peak at 30%)."""
+    """The learning rate at `step` of a schedule that peaks at `peak`: linear warm-up, then cosine to 0
+    (cosine) or linear to 0 (onecycle, peak at 30%)."""
     if sched == "onecycle":
         warmup = max(warmup, int(0.3 * total))
     if step < warmup:
@@ -186,15 +178,6 @@ def find_resumable(path: Path) -> Path:
                                "pass a run folder written by python -m train.train")
 
 
-def checkpoint_config(args, dataset_rev: str, metrics: dict | None, epoch: int, step: int) -> dict:
-    return {
-        "format": "fer-demo/1", "arch": args.model, "stem": args.stem, "input_size": args.input_size,
-        "mean": FER_MEAN, "std": FER_STD, "labels": list(FER_LABELS), "num_classes": NUM_CLASSES,
-        "dataset": args.dataset, "dataset_revision": dataset_rev, "train_args": vars(args),
-        "metrics": metrics or {}, "epoch": epoch, "step": step,
-    }
-
-
 # ------------------------------------------------------------------ run ---
 
 # Options of one invocation rather than of the run: `--resume` takes them from its own command line.
@@ -233,6 +216,7 @@ class Run:
     class_weights: torch.Tensor | None
     aug_cfg: AugmentConfig | None
     aug_gen: torch.Generator
+    autocast: torch.autocast  # the training step's autocast context, built once (entered once a step)
     steps_per_epoch: int
     train_model: torch.nn.Module | None = None  # the model, or its DDP wrapper
 
@@ -257,9 +241,16 @@ class Run:
         return int(self.args.warmup_epochs * self.steps_per_epoch)
 
     @property
-    def eval_config(self) -> dict:
-        """What predict_probs needs of a checkpoint config: input size, mean and std."""
-        return checkpoint_config(self.args, self.dataset_rev, None, 0, 0)
+    def model_config(self) -> dict:
+        """The trained model's config without the record of its training (architecture, input size,
+        normalization, labels): what validation scores it with."""
+        return ckpt.make_config(self.args.model, self.args.stem, self.args.input_size)
+
+    def checkpoint_config(self, metrics: dict | None, epoch: int, step: int) -> dict:
+        """config.json of a checkpoint of this run at `epoch` and `step`."""
+        return ckpt.make_config(self.args.model, self.args.stem, self.args.input_size, dataset=self.args.dataset,
+                                dataset_revision=self.dataset_rev, train_args=vars(self.args),
+                                metrics=metrics or {}, epoch=epoch, step=step)
 
     def candidates(self) -> dict[str, torch.nn.Module]:
         """The weights that compete for best/ each epoch: raw and, when kept, their EMA."""
@@ -365,8 +356,7 @@ def build_run(args, rank: int, world: int, device: torch.device, log: Callable) 
         ema=ModelEmaV3(model, decay=args.ema) if args.ema > 0 else None,
         optimizer=create_optimizer_v2(model, opt="sgd" if args.opt == "sgd" else "adamw", lr=args.lr,
                                       weight_decay=args.weight_decay, momentum=args.momentum),
-        scaler=torch.amp.GradScaler(device.type, enabled=args.amp == "fp16" or (
-            args.amp == "auto" and device.type == "cuda" and not torch.cuda.is_bf16_supported())),
+        scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype(device, args.amp) is torch.float16),
         mixup=Mixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, label_smoothing=args.label_smoothing,
                     num_classes=NUM_CLASSES) if (args.mixup > 0 or args.cutmix > 0) else None,
         class_weights=((counts.sum() / (NUM_CLASSES * counts.clamp(min=1))).float().to(device)
@@ -374,6 +364,7 @@ def build_run(args, rank: int, world: int, device: torch.device, log: Callable) 
         aug_cfg=AugmentConfig(scale=args.aug_scale, shift=args.aug_shift, crop=args.train_crop)
         if args.aug == "fer" else None,
         aug_gen=torch.Generator().manual_seed(args.seed * 7 + rank),
+        autocast=autocast_for(device, args.amp),
         steps_per_epoch=steps_per_epoch,
     )
 
@@ -501,10 +492,9 @@ def train_one_epoch(run: Run, progress: Progress, epoch: int, interrupt: Interru
                desc=f"epoch {epoch + 1}/{args.epochs}", dynamic_ncols=True, leave=True, mininterval=1.0)
     for i in bar:
         x, y, targets = training_batch(run, order, i)
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr_at(progress.step, run.total_steps, run.warmup_steps, args.lr, args.sched)
+        set_lr(run.optimizer, lr_at(progress.step, run.total_steps, run.warmup_steps, args.lr, args.sched))
         logits, loss = train_step(run.train_model, run.optimizer, run.scaler, x, targets, run.class_weights,
-                                  amp_context(args.amp, run.device))
+                                  run.autocast)
         if run.ema is not None:
             run.ema.update(run.model, step=progress.step)
         progress.step += 1
@@ -517,14 +507,21 @@ def train_one_epoch(run: Run, progress: Progress, epoch: int, interrupt: Interru
     return stats
 
 
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The scheduled `lr` for every parameter group, times the group's `lr_scale` where it has one (timm's
+    per-group factor, as its schedulers apply it; the trainer's groups have none, so each gets `lr` itself)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group["lr_scale"] if "lr_scale" in group else lr
+
+
 def training_batch(run: Run, order: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """This rank's share of global batch `i` of `order`: augmented input, labels and soft targets."""
     args, per_step = run.args, run.args.batch_size * run.world
     idx = order[i * per_step:(i + 1) * per_step][run.rank::run.world].to(run.device)
     x = to_model_input(run.train_x[idx], args.input_size, FER_MEAN, FER_STD)
     y = run.train_y[idx]
-    if run.aug_cfg is not None:  # augmentation runs on the CPU, seeded by aug_gen
-        x = augment_batch(x.cpu(), run.aug_cfg, run.aug_gen).to(run.device)
+    if run.aug_cfg is not None:  # on the batch's device; its random numbers come from aug_gen, on the CPU
+        x = augment_batch(x, run.aug_cfg, run.aug_gen)
     targets = soft_targets(y, args.label_smoothing)
     if run.mixup is not None:
         x, targets = run.mixup(x, y)
@@ -545,7 +542,7 @@ def validate(models: dict[str, torch.nn.Module], faces: FaceSplit, config: dict)
 def end_of_epoch(run: Run, progress: Progress, epoch: int, stats: EpochStats) -> bool:
     """Validate, log, keep `best/` (chosen on validation only) and `last/`; True to stop early."""
     args, models = run.args, run.candidates()
-    scored = validate(models, run.val_set, run.eval_config)
+    scored = validate(models, run.val_set, run.model_config)
     chosen = max(scored, key=lambda name: scored[name][args.select_metric])
     val = scored[chosen]
     record = epoch_record(run, progress, epoch, stats, scored, chosen)
@@ -581,7 +578,7 @@ def save_best(run: Run, progress: Progress, model: torch.nn.Module, weights: str
     selected = {"split": "validation", "select_metric": run.args.select_metric, "weights": weights,
                 **{key: val[key] for key in ("accuracy", "macro_f1", "ece", "n")}, "epoch": epoch}
     with ckpt.atomic_dir(run.out / "best") as tmp:
-        ckpt.write_model(tmp, model, checkpoint_config(run.args, run.dataset_rev, selected, epoch, progress.step))
+        ckpt.write_model(tmp, model, run.checkpoint_config(selected, epoch, progress.step))
         (tmp / "validation_report.json").write_text(json.dumps(val, indent=2))
 
 
@@ -589,8 +586,7 @@ def save_last(run: Run, progress: Progress, epoch_done: int) -> None:
     """Write `last/`: the raw weights and everything --resume needs to continue exactly (rank 0 only)."""
     if not run.master:
         return
-    config = checkpoint_config(run.args, run.dataset_rev, progress.history[-1] if progress.history else None,
-                               epoch_done, progress.step)
+    config = run.checkpoint_config(progress.history[-1] if progress.history else None, epoch_done, progress.step)
     state = {"optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(), "step": progress.step,
              "best_score": progress.best_score, "stale": progress.stale, "history": progress.history,
              "torch_rng": torch.get_rng_state(), "aug_rng": run.aug_gen.get_state(), "py_rng": random.getstate()}

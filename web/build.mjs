@@ -1,5 +1,5 @@
 // Build the static page into dist/: the page, its bundled ES module, the models exported by
-// `python -m train.export_web` (models/), and onnxruntime-web's WASM files copied from the npm package.
+// `python tools/export_web.py` (models/), and onnxruntime-web's WASM files copied from the npm package.
 import { build } from 'esbuild';
 import { cpSync, existsSync, mkdirSync, rmSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,7 +15,7 @@ const MODEL_FILES = ['classifier.onnx', 'yunet.onnx', 'web_config.json'];
 
 for (const f of MODEL_FILES) {
   if (!existsSync(join(models, f))) {
-    console.error(`missing models/${f}: run \`python -m train.export_web\` first (make web does)`);
+    console.error(`missing models/${f}: run \`python tools/export_web.py\` first (make web does)`);
     process.exit(2);
   }
 }

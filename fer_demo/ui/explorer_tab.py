@@ -5,13 +5,14 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from .drawing import enlarge, overlay
-from .explain import DEFAULT_METHOD, FAITHFULNESS_NOTE, METHOD_HINT, METHODS, SLOW_METHODS, default_layer, explain_image
-from .labels import NUM_CLASSES
-from .model import CAM_LAYERS
-from .predict import Predictor
-from .testset import HeldOutSet
-from .ui_common import bind, errors_as_gr_error, example_files, photo_input
+from ..drawing import enlarge, overlay
+from ..explain import (DEFAULT_METHOD, FAITHFULNESS_NOTE, METHOD_HINT, METHODS, SLOW_METHODS, default_layer,
+                       explain_image)
+from ..labels import NUM_CLASSES
+from ..model import CAM_LAYERS
+from ..predictor import Predictor
+from ..testset import HeldOutSet
+from .common import bind, errors_as_gr_error, example_files, photo_input
 
 
 @errors_as_gr_error

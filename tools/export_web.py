@@ -1,7 +1,7 @@
 """Export what the static page (web/) runs in the browser: the classifier as ONNX with a second output
 (layer4's feature maps, for the CAM), the YuNet face detector, and the page's settings and model-card text.
 
-    python -m train.export_web [--checkpoint checkpoints/fer-resnet18] [--out web/models] [--precision fp32|int8]
+    python tools/export_web.py [--checkpoint checkpoints/fer-resnet18] [--out web/models] [--precision fp32|int8]
 
 Writes into --out:
   classifier.onnx  input `input` (N, 1, 48, 48) normalized; outputs `logits` (N, 7) and `layer4` (N, 512, 3, 3)
@@ -33,15 +33,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.backends import DIGEST_KEY, INT8_FILE, weights_digest
-from fer_demo.detectors import DETECT_SIDE, MIN_FACE_FRACTION, MIN_FACE_PIXELS, YUNET_FILE, YUNET_NMS, YUNET_SCORE
-from fer_demo.faces import GEOMETRY, MAX_FACES, MAX_FACES_CLASSIFIED, SMALL_IMAGE_SIDE
-from fer_demo.images import MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE
-from fer_demo.model import stage_map_sizes
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repo's package
 
-REPO = ckpt.REPO_ROOT
-DEFAULT_OUT = REPO / "web" / "models"
+from fer_demo import checkpoint as ckpt  # noqa: E402
+from fer_demo.backends import DIGEST_KEY, INT8_FILE, weights_digest  # noqa: E402
+from fer_demo.detectors import DETECT_SIDE, MIN_FACE_FRACTION, MIN_FACE_PIXELS, YUNET_NMS, YUNET_SCORE  # noqa: E402
+from fer_demo.faces import GEOMETRY, MAX_FACES, MAX_FACES_CLASSIFIED, SMALL_IMAGE_SIDE  # noqa: E402
+from fer_demo.images import MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE  # noqa: E402
+from fer_demo.model import stage_map_sizes  # noqa: E402
+from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT, YUNET_FILE  # noqa: E402
+
+DEFAULT_OUT = REPO_ROOT / "web" / "models"
 CAM_LAYER = "layer4"
 MAX_ABS_LOGIT_ERROR = 1e-3  # fp32 ONNX Runtime vs PyTorch, or the web int8 graph vs its source, on the same faces
 INT8_LAYER4 = "relu_16_DequantizeLinear_Output"  # in model.int8.onnx: the dequantized layer4 maps the pooling reads
@@ -153,7 +155,7 @@ def export(checkpoint: Path, out: Path, yunet: Path = YUNET_FILE, opset: int = 1
         "limits": {"max_faces": MAX_FACES, "max_faces_classified": MAX_FACES_CLASSIFIED,
                    "small_image_side": SMALL_IMAGE_SIDE, "max_side": MAX_SIDE, "max_pixels": MAX_PIXELS,
                    "max_file_bytes": MAX_FILE_BYTES},
-        "card": {**accuracy_figures(folder, config), **model_card_text(REPO / "MODEL_CARD.md")},
+        "card": {**accuracy_figures(folder, config), **model_card_text(REPO_ROOT / "MODEL_CARD.md")},
         "export_check": {"max_abs_logit_error": error,
                          "against": "model.int8.onnx" if precision == "int8" else "PyTorch"},
         "weights_sha256": weights_digest(folder),  # which weights these files hold (tests rebuild a stale copy)
@@ -168,7 +170,7 @@ def example_faces(config: dict) -> torch.Tensor:
 
     from fer_demo.transforms import to_model_input
 
-    faces = [np.asarray(Image.open(p).convert("L")) for p in sorted((REPO / "examples" / "fer2013").glob("*.png"))]
+    faces = [np.asarray(Image.open(p).convert("L")) for p in sorted((EXAMPLES_DIR / "fer2013").glob("*.png"))]
     faces = faces or [np.full((48, 48), 128, np.uint8)]
     return to_model_input(torch.from_numpy(np.stack(faces)), config["input_size"], config["mean"], config["std"])
 

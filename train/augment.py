@@ -1,4 +1,8 @@
-"""FER training augmentation on whole batches of tensors (no PIL, cheap on 2 cores)."""
+"""FER training augmentation on whole batches of tensors, on the batch's own device (no PIL, cheap on 2 cores).
+
+Every random number is drawn on the CPU, from the generator passed in (the trainer's `aug_gen`, saved in
+`last/`), and only the drawn parameters and noise go to the batch's device: a seed gives the same
+augmentation stream wherever the batch lives."""
 
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
-"""Prediction: the batched forward pass (`predict_probs`, which serving, evaluation and training share),
-and a Predictor that holds the model and the face detector once and turns photos into JSON-friendly
-face predictions: detect, align and crop like FER2013, classify (with test-time augmentation)."""
+"""Serving: a Predictor that holds the model and the face detector once and turns photos into
+JSON-friendly face predictions (an `Analysis`): detect, align and crop like FER2013, classify with
+test-time augmentation. The forward pass itself is `inference.predict_probs`; the words a person
+reads about an analysis are the Predict tab's (ui/predict_tab.py)."""
 
 from __future__ import annotations
 
 import copy
-import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,55 +20,16 @@ from .detectors import DEFAULT_DETECTOR, DETECT_SIDE, Box, Detection, open_detec
 from .faces import (MAX_FACES, MAX_FACES_CLASSIFIED, Crop, detector_crop, extract, is_face_crop,
                     reading_order, whole_image_box, whole_image_crop)
 from .images import LoadedImage, load_image
-from .labels import FACE_SIZE, NUM_CLASSES, PROB_DIGITS, rounded_label_probs
-from .model import eval_mode, stage_map_sizes
-from .transforms import FULL_TTA, NO_TTA, TTA, to_model_input, tta_name
+from .inference import predict_probs
+from .labels import FACE_SIZE, PROB_DIGITS, rounded_label_probs
+from .model import stage_map_sizes
+from .transforms import FULL_TTA, NO_TTA, TTA, tta_name
 
 # Chosen on validation faces, end to end in synthetic photos (`python bench/end_to_end.py --split validation
 # --tta-sweep --detectors yunet`: 10 views 0.686 / 0.685 upright / turned, flip 0.686 / 0.658, none 0.679 / 0.671)
 # and directly (0.6854, 0.6812, 0.6793): the shifted views also absorb a crop's misalignment.
 DEFAULT_TTA = FULL_TTA
 WHOLE_IMAGE = "whole image"
-
-
-def autocast_for(device: torch.device | str):
-    """bf16 autocast where the hardware runs it natively; otherwise a no-op context."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
-
-
-@torch.inference_mode()
-def predict_probs(model, faces: torch.Tensor, config: dict, tta: bool | str = False,
-                  batch_size: int = 128, progress=None) -> torch.Tensor:
-    """Softmax probabilities (N, 7) for uint8 faces (N, 48, 48); `tta` (a `transforms.TTA` name, or
-    True for the evaluator's 10 views) averages the softmax over its views. Runs under `autocast_for`.
-
-    `model` is a torch module or any callable from input to logits with a `device`
-    (backends.OnnxClassifier). The default batch of 128 faces, which evaluation and training use, ran
-    faster on CPU than 512 (it stays in cache). `Predictor.classify` passes all of its faces as one batch
-    instead: a photo's faces, or the 512 at a time that the Test set tab (testset.py) hands it.
-    """
-    device = getattr(model, "device", None) or next(model.parameters()).device
-    with eval_mode(model):
-        return _predict_batches(model, faces, config, tta, batch_size, progress, device)
-
-
-def _predict_batches(model, faces, config, tta, batch_size, progress, device) -> torch.Tensor:
-    out = []
-    batches = range(0, len(faces), batch_size)
-    for start in (progress(batches) if progress else batches):
-        x = to_model_input(faces[start:start + batch_size].to(device), config["input_size"],
-                           config["mean"], config["std"]).contiguous(memory_format=torch.channels_last)
-        views = TTA[tta_name(tta)].make(x)
-        with autocast_for(device):
-            logits = model(torch.cat(views))
-        probs = logits.float().softmax(-1).view(len(views), len(x), -1).mean(0)
-        out.append(probs.cpu())
-    return torch.cat(out) if out else torch.empty(0, NUM_CLASSES)
 
 
 @dataclass
@@ -86,7 +47,8 @@ class Face:
 
 @dataclass
 class Analysis:
-    """One photo's faces and their predictions; `to_json()` is what the API returns."""
+    """One photo's faces and their predictions; `to_json()` is the `/predict` answer, less the Predict tab's
+    message (ui/predict_tab.py words it from these facts)."""
 
     image: LoadedImage
     faces: list[Face]
@@ -95,24 +57,13 @@ class Analysis:
     whole_image: bool
     detector: str
     tta: str
+    max_faces: int  # at most this many of the detected faces were classified: the largest
+    small_as_face: bool = False  # the image was too small to search, so it was taken as one face crop
     seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
     @property
     def no_face(self) -> bool:
         return not self.faces
-
-    def message(self) -> str:
-        if self.no_face:
-            return ("No face found. Tick \"Classify the whole image as one face\" to classify the image anyway.")
-        if self.whole_image:
-            return " ".join(["Classified the whole image (its centred square) as one face.", *self.notes])
-        text = f"{self.n_detected} face{'s' * (self.n_detected != 1)} found."
-        return " ".join([text, *self.notes])
-
-    def caption(self, face: Face) -> str:
-        """The label drawn beside a face's box: "2 happy 87%"."""
-        return f"{face.index} {self.labels[int(face.probs.argmax())]} {face.probs.max():.0%}"
 
     def detailed(self, limit: int = MAX_FACES) -> list[Face]:
         """The faces that get probabilities and Grad-CAM in the UI: the `limit` largest, in reading order."""
@@ -137,7 +88,6 @@ class Analysis:
             "image_size": {"width": self.image.original_size[0], "height": self.image.original_size[1]},
             "detector": WHOLE_IMAGE if self.whole_image else self.detector,
             "tta": {"name": self.tta, "views": list(TTA[self.tta].views)},
-            "message": self.message(),
             "seconds": round(self.seconds, 4),
         }
 
@@ -167,7 +117,6 @@ class Predictor:
         self.cam_lock = threading.Lock()  # held for a whole explanation (see explain.py)
         self._cam_init_lock = threading.Lock()
         self._cam_model = None
-        self._last_analysis = None
         self.map_sizes = stage_map_sizes(self.model, self.input_size)
 
     @property
@@ -203,67 +152,29 @@ class Predictor:
     def analyze(self, source, whole_image: bool = False, max_faces: int = MAX_FACES_CLASSIFIED,
                 tta: str | None = None) -> Analysis:
         """Load a photo, find its faces (or take the whole image), crop them like FER2013 and classify."""
+        start = time.perf_counter()
+        image = source if isinstance(source, LoadedImage) else load_image(source)
+        rgb = image.rgb
+        small_as_face = not whole_image and is_face_crop(rgb)
+        whole_image = whole_image or small_as_face
+        found = [] if whole_image else self.detector.detect(rgb)
+        if whole_image:
+            detections, crops = [Detection(whole_image_box(rgb))], [whole_image_crop(rgb)]
+        else:
+            detections = reading_order(found[:max_faces])
+            crops = [detector_crop(d, self.detector) for d in detections]
+        faces48 = np.stack([extract(rgb, c) for c in crops]) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE), np.uint8)
         tta = self._tta(tta)
-        analysis = self._analyze(source, whole_image, max_faces, tta)
-        key = _file_key(source, whole_image, max_faces, tta)
-        if key is not None:
-            self._last_analysis = (key, analysis)
-        return analysis
-
-    def recall(self, source, whole_image: bool = False, max_faces: int = MAX_FACES_CLASSIFIED,
-               tta: str | None = None) -> Analysis:
-        """The last `analyze` answer when it was for this same file and options, else a fresh one.
-
-        The UI draws its result right after `/predict` answered; this spares it decoding,
-        detecting and classifying the same photo a second time.
-        """
-        tta = self._tta(tta)
-        key, last = _file_key(source, whole_image, max_faces, tta), self._last_analysis
-        if key is not None and last is not None and last[0] == key:
-            return last[1]
-        return self.analyze(source, whole_image, max_faces, tta)
+        probs = self.classify(faces48, tta)
+        faces = [Face(i + 1, d, c, f, p) for i, (d, c, f, p) in enumerate(zip(detections, crops, faces48, probs))]
+        return Analysis(image, faces, self.labels, len(found), whole_image, self.detector.name, tta, max_faces,
+                        small_as_face, time.perf_counter() - start)
 
     def _tta(self, tta: str | None) -> str:
         """A request's TTA: the named one, or the Predictor's own when none is named."""
         return tta_name(self.tta if tta is None else tta)
 
-    def _analyze(self, source, whole_image: bool, max_faces: int, tta: str) -> Analysis:
-        start = time.perf_counter()
-        image = source if isinstance(source, LoadedImage) else load_image(source)
-        rgb = image.rgb
-        notes: list[str] = []
-        if not whole_image and is_face_crop(rgb):
-            whole_image = True
-            notes.append("The image is small, so it was taken as one face crop.")
-        found = [] if whole_image else self.detector.detect(rgb)
-        n_detected = len(found)
-        if whole_image:
-            detections, crops = [Detection(whole_image_box(rgb))], [whole_image_crop(rgb)]
-        else:
-            if n_detected > max_faces:
-                notes.append(f"Classified the {max_faces} largest.")
-            detections = reading_order(found[:max_faces])
-            crops = [detector_crop(d, self.detector) for d in detections]
-            if len(detections) > MAX_FACES:
-                notes.append(f"Probabilities and Grad-CAM are shown for the {MAX_FACES} largest; "
-                             "every face gets a box and its top label.")
-        faces48 = np.stack([extract(rgb, c) for c in crops]) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE), np.uint8)
-        probs = self.classify(faces48, tta)
-        faces = [Face(i + 1, d, c, f, p) for i, (d, c, f, p) in enumerate(zip(detections, crops, faces48, probs))]
-        return Analysis(image, faces, self.labels, n_detected, whole_image, self.detector.name, tta,
-                        time.perf_counter() - start, notes)
-
     def predict(self, source, whole_image: bool = False, tta: str | None = None) -> dict:
-        """The `/predict` answer for one photo (see `Analysis.to_json`)."""
+        """One photo's answer: `Analysis.to_json` and the backend (`/predict` adds the Predict tab's message)."""
         return {**self.analyze(source, whole_image, tta=tta).to_json(), "backend": self.backend}
 
-
-def _file_key(source, *options):
-    """(path, size, mtime, options) for a file path; None for anything else (arrays, bytes, images)."""
-    if not isinstance(source, (str, Path)):
-        return None
-    try:
-        st = os.stat(source)
-    except OSError:
-        return None
-    return (str(source), st.st_size, st.st_mtime_ns, *options)

@@ -1,23 +1,69 @@
-"""Synthetic photos made of real FER2013 faces, with the truth about every face in them.
+"""Photo sets with the truth about their faces, for the tests and the benches that measure the detectors.
 
-Each photo is a 640x480 canvas of blurred colour noise, or of a real photo with
-no face in it (`textures`: brick, grass, gravel, a cat, a concrete wall...,
-`tests/negatives/`), with a few FER2013 faces pasted on it: upscaled to
-120-220 px (or 40-100, `SMALL_FACE_SIDES`), turned by up to +-`max_angle`
-degrees, never overlapping. The truth for each face is its label and the `Crop` that
-cuts exactly the pasted square back out, so a pipeline's crop can be compared
-with the FER2013 framing and its prediction with the label.
+Real photos: the repo's photos and how many faces each holds (tests/photos/README.md,
+examples/README.md), the real photos with no face at all (tests/negatives/README.md), and the views of
+a photo a detector may be shown.
+
+Synthetic photos made of real FER2013 faces: each is a 640x480 canvas of blurred colour noise, or of a
+real photo with no face in it (`textures`: brick, grass, gravel, a cat, a concrete wall...,
+`tests/negatives/`), with a few FER2013 faces pasted on it: upscaled to 120-220 px (or 40-100,
+`SMALL_FACE_SIDES`), turned by up to +-`max_angle` degrees, never overlapping. The truth for each face
+is its label and the `Crop` that cuts exactly the pasted square back out, so a pipeline's crop can be
+compared with the FER2013 framing and its prediction with the label.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from fer_demo.faces import Crop
+from .faces import Crop
+from .images import load_image
+from .paths import EXAMPLES_DIR, REPO_ROOT
+
+# --- real photos ---
+
+PHOTO_DIRS = (REPO_ROOT / "tests" / "photos", EXAMPLES_DIR / "photos")
+NEGATIVES_DIR = REPO_ROOT / "tests" / "negatives"
+OTHER_COUNTS = {"coffee_no_face.jpg": 0, "group_collage.jpg": 4}  # every other photo holds one face
+# Photos that hold more faces than a detector must box: deepface_img16.jpg has blurred people far
+# behind the subject, who may or may not be boxed (up to two of them show a head).
+MAY_ALSO_BOX = {"deepface_img16.jpg": 2}
+SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def face_counts() -> dict[Path, int]:
+    """{photo file: its number of faces that a detector must box}."""
+    return {f: OTHER_COUNTS.get(f.name, 1) for d in PHOTO_DIRS for f in sorted(d.iterdir())
+            if f.suffix.lower() in SUFFIXES}
+
+
+def count_is_right(photo: Path | str, found: int) -> bool:
+    """Whether `found` boxes is a right count for this photo (its faces, plus any it may also box)."""
+    name = Path(photo).name
+    need = OTHER_COUNTS.get(name, 1)
+    return need <= found <= need + MAY_ALSO_BOX.get(name, 0)
+
+
+def negatives() -> list[Path]:
+    """Real photos with no face in them (textures, a cat, a rocket, walls, blurred rooms)."""
+    return sorted(f for f in NEGATIVES_DIR.iterdir() if f.suffix.lower() in SUFFIXES)
+
+
+def views(rgb, crop: float = 0.6) -> list:
+    """Ways a photo may reach the detector: whole, mirrored, and its four corners and centre cut out at
+    `crop` of each side (so the detector sees its texture larger, and cut by the frame elsewhere)."""
+    h, w = rgb.shape[:2]
+    ch, cw = round(h * crop), round(w * crop)
+    corners = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), ((h - ch) // 2, (w - cw) // 2)]
+    return [rgb, rgb[:, ::-1].copy()] + [rgb[y:y + ch, x:x + cw].copy() for y, x in corners]
+
+
+# --- synthetic photos ---
 
 CANVAS = (640, 480)
 FACE_SIDES = (120, 220)
@@ -62,8 +108,6 @@ def texture_background(rng: np.random.Generator, textures: list[np.ndarray], siz
 
 def load_textures(files) -> list[np.ndarray]:
     """The RGB pixels of each image file (the negatives in `tests/negatives/`)."""
-    from fer_demo.images import load_image
-
     return [load_image(f).rgb for f in files]
 
 

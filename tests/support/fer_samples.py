@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_demo.data import LOCAL_DATASET as FER2013  # the local copy every data test reads
+from fer_demo.paths import LOCAL_DATASET  # the local copy every data test reads
 
-REPO = Path(__file__).resolve().parent.parent
 KAGGLE_USAGE = {"train": "Training", "validation": "PublicTest", "test": "PrivateTest"}
 needs_fer2013 = pytest.mark.usefixtures("fer2013")  # conftest's fixture: require_fer2013 per test
 
@@ -21,12 +20,12 @@ needs_fer2013 = pytest.mark.usefixtures("fer2013")  # conftest's fixture: requir
 def require_fer2013() -> Path:
     """The local FER2013 copy; skips the calling test when it is absent, or fails it
     under FER_REQUIRE_DATA=1 (CI), so that a missing copy cannot pass as skipped tests."""
-    if not FER2013.is_dir():
-        reason = f"FER2013 not found at {FER2013}"
+    if not LOCAL_DATASET.is_dir():
+        reason = f"FER2013 not found at {LOCAL_DATASET}"
         if os.environ.get("FER_REQUIRE_DATA") == "1":
             pytest.fail(f"FER_REQUIRE_DATA=1 but {reason}")
         pytest.skip(reason)
-    return FER2013
+    return LOCAL_DATASET
 
 
 @lru_cache(maxsize=None)
@@ -34,7 +33,7 @@ def real_faces(split: str = "test", n: int = 200, seed: int = 0):
     """(images uint8 (n,48,48) numpy, labels int64 numpy) from the local FER2013, FER2013 order."""
     from fer_demo.data import load_fer
 
-    faces = load_fer(str(FER2013), (split,), limits={split: n}, seed=seed)[split]
+    faces = load_fer(str(LOCAL_DATASET), (split,), limits={split: n}, seed=seed)[split]
     return faces.images.numpy(), faces.labels.numpy()
 
 

@@ -1,26 +1,14 @@
-"""The Gradio Blocks app: Predict, Grad-CAM explorer, Test set, Video and About tabs.
-
-Each tab has its own module (tab_*.py) with a builder and module-level handlers;
-each public action is a plain function returning JSON (`/predict`, `/explain`,
-`/confusion`, `/test_report`, `/video`); the UI shows its answer in a JSON panel
-and a chained, private step draws the pictures from it.
-"""
+"""The model-card panel (the About tab): MODEL_CARD.md with its images served by Gradio, or, without the
+file, what the checkpoint says about itself."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-import gradio as gr
-
-from .checkpoint import REPO_ROOT
-from .predict import Predictor
-from .tab_explorer import build_explorer_tab
-from .tab_predict import build_predict_tab
-from .tab_testset import api_test_report, build_testset_tab
-from .tab_video import build_video_tab
-from .testset import HeldOutSet
-from .ui_common import bind
+from ..paths import REPO_ROOT
+from ..predictor import Predictor
+from ..testset import HeldOutSet
 
 MODEL_CARD = REPO_ROOT / "MODEL_CARD.md"
 
@@ -76,32 +64,3 @@ def model_card_markdown(predictor: Predictor, heldout: HeldOutSet) -> str:
               "maps. Not for decisions about people: expression is not emotion, and FER2013 has known label "
               "noise and demographic skews."]
     return "\n".join(lines)
-
-
-def header_markdown(predictor: Predictor, heldout: HeldOutSet) -> str:
-    c = predictor.config
-    text = (f"# fer-demo: facial expressions and Grad-CAM\n"
-            f"A `{c['arch']}` trained on FER2013 ({c['input_size']}x{c['input_size']} grayscale faces) "
-            f"classifies each face as {', '.join(predictor.labels)}.")
-    rows = heldout.summary_rows()
-    if rows:
-        text += f" Test accuracy {rows[0][1]:.1%} ({rows[0][0]}, n={rows[0][5]})."
-    return text
-
-
-def build_app(predictor: Predictor, heldout: HeldOutSet | None = None) -> gr.Blocks:
-    heldout = heldout or HeldOutSet(predictor)
-    with gr.Blocks(title="fer-demo: facial expressions + Grad-CAM", analytics_enabled=False) as demo:
-        gr.Markdown(header_markdown(predictor, heldout))
-        with gr.Tabs():
-            with gr.Tab("Predict", id="predict"):
-                build_predict_tab(predictor)
-            with gr.Tab("Grad-CAM explorer", id="explorer"):
-                build_explorer_tab(predictor, heldout)
-            with gr.Tab("Test set", id="testset"):
-                build_testset_tab(predictor, heldout)
-            build_video_tab(predictor)
-            with gr.Tab("About", id="about"):
-                gr.Markdown(model_card_markdown(predictor, heldout))
-        gr.api(bind(api_test_report, heldout), api_name="test_report")
-    return demo

@@ -9,18 +9,19 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from .drawing import annotate, cam_on_photo, enlarge, overlay
-from .explain import DEFAULT_METHOD, default_layer, top_class_cams
-from .faces import MAX_FACES
-from .images import MAX_FILE_BYTES, MAX_SIDE, ImageLoadError, describe_bytes, load_image
-from .labels import FACE_SIZE, NUM_CLASSES, label_probs
-from .predict import Analysis, Predictor
-from .transforms import NO_TTA, TTA
-from .ui_common import bind, errors_as_gr_error, example_files, photo_input
+from ..drawing import annotate, cam_on_photo, enlarge, overlay
+from ..explain import DEFAULT_METHOD, default_layer, top_class_cams
+from ..faces import MAX_FACES
+from ..images import MAX_FILE_BYTES, MAX_SIDE, ImageLoadError, describe_bytes, load_image
+from ..labels import FACE_SIZE, NUM_CLASSES, label_probs
+from ..predictor import Analysis, Face, Predictor
+from ..transforms import NO_TTA, TTA
+from .common import bind, errors_as_gr_error, example_files, photo_input
 
 FACES_PER_ROW = 3
 LIVE_OPACITY = 0.45
 LIVE_TTA = NO_TTA  # one view per face: a stream needs frames more than the last point of accuracy
+ANALYSIS_TTL_S = 3600  # a session's last analysis (the photo and its faces) is dropped after an hour
 
 
 def serving_tta(predictor: Predictor, on: bool) -> str:
@@ -28,17 +29,49 @@ def serving_tta(predictor: Predictor, on: bool) -> str:
     return predictor.tta if on else NO_TTA
 
 
+def predict_message(a: Analysis) -> str:
+    """What the Predict tab (and /predict's "message") says about an analysis, in plain words."""
+    if a.no_face:
+        return "No face found. Tick \"Classify the whole image as one face\" to classify the image anyway."
+    if a.whole_image:
+        text = "Classified the whole image (its centred square) as one face."
+    else:
+        text = f"{a.n_detected} face{'s' * (a.n_detected != 1)} found."
+    notes = [
+        a.small_as_face and "The image is small, so it was taken as one face crop.",
+        a.n_detected > a.max_faces and f"Classified the {a.max_faces} largest.",
+        len(a.faces) > MAX_FACES and (f"Probabilities and Grad-CAM are shown for the {MAX_FACES} largest; "
+                                      "every face gets a box and its top label."),
+    ]
+    return " ".join([text, *filter(None, notes)])
+
+
+def caption(a: Analysis, face: Face) -> str:
+    """The label drawn beside a face's box: "2 happy 87%"."""
+    return f"{face.index} {a.labels[int(face.probs.argmax())]} {face.probs.max():.0%}"
+
+
 @errors_as_gr_error
-def api_predict(predictor: Predictor, photo: str | None, whole_image: bool = False, tta: bool = True) -> dict:
+def predict_with_analysis(predictor: Predictor, photo: str | None, whole_image: bool = False,
+                          tta: bool = True) -> tuple[dict, Analysis]:
     """Find the faces in a photo and classify each: box, eye landmarks, crop, top label and the 7 probabilities.
-    `tta` averages each face with its views (the answer's "tta" names them); false classifies the face alone."""
+    `tta` averages each face with its views (the answer's "tta" names them); false classifies the face alone.
+
+    Returns the JSON answer and the analysis that the tab draws its pictures from (kept in a gr.State,
+    which API clients do not see)."""
     if photo is None:
         raise ImageLoadError("No image was given: upload a photo, paste one, or take one with the webcam.")
-    return predictor.predict(photo, bool(whole_image), tta=serving_tta(predictor, tta))
+    a = predictor.analyze(photo, bool(whole_image), tta=serving_tta(predictor, tta))
+    return {**a.to_json(), "backend": predictor.backend, "message": predict_message(a)}, a
+
+
+def api_predict(predictor: Predictor, photo: str | None, whole_image: bool = False, tta: bool = True) -> dict:
+    """/predict's JSON answer alone: what an API client receives."""
+    return predict_with_analysis(predictor, photo, whole_image, tta)[0]
 
 
 def ui_predict(predictor: Predictor, photo, whole_image, tta):
-    return None if photo is None else api_predict(predictor, photo, whole_image, tta)
+    return (None, None) if photo is None else predict_with_analysis(predictor, photo, whole_image, tta)
 
 
 def photo_with_cams(predictor: Predictor, a: Analysis, opacity: float, cams=None) -> np.ndarray:
@@ -52,7 +85,7 @@ def photo_with_cams(predictor: Predictor, a: Analysis, opacity: float, cams=None
 
 def labelled(a: Analysis, rgb: np.ndarray | None = None) -> np.ndarray:
     """The photo (or `rgb`, a picture of it) with each face's numbered box and top label."""
-    return annotate(a.image.rgb if rgb is None else rgb, [f.box for f in a.faces], [a.caption(f) for f in a.faces])
+    return annotate(a.image.rgb if rgb is None else rgb, [f.box for f in a.faces], [caption(a, f) for f in a.faces])
 
 
 def face_cams(predictor: Predictor, a: Analysis) -> np.ndarray:
@@ -81,17 +114,17 @@ def face_slots(a: Analysis, cams, opacity: float) -> list:
 
 
 @errors_as_gr_error
-def render_predict(predictor: Predictor, photo, whole_image, tta, result, opacity):
-    """Draw /predict's answer: boxed photo, Grad-CAMs on the photo, and one slot per detailed face."""
-    if photo is None or not result:
+def render_predict(predictor: Predictor, result: dict | None, a: Analysis | None, opacity):
+    """Draw /predict's answer from the analysis it came from: boxed photo, Grad-CAMs on the photo, and one
+    slot per detailed face."""
+    if not result or a is None:
         hidden = [gr.update(visible=False)] * (-(-MAX_FACES // FACES_PER_ROW)) + \
                  [gr.update(value=None, visible=False)] * (3 * MAX_FACES)
         return ["", None, None, gr.update(visible=False), *hidden]
-    a = predictor.recall(photo, bool(whole_image), tta=serving_tta(predictor, tta))
     boxed = labelled(a)
     cams = face_cams(predictor, a)
     photo_cam = photo_with_cams(predictor, a, opacity, cams) if a.faces else None
-    message = a.message()
+    message = result["message"]
     if a.faces:
         message += (f" Detector: {result['detector']}; views averaged: {', '.join(result['tta']['views'])}. "
                     f"{DEFAULT_METHOD} ({default_layer(predictor.map_sizes)}) is for each face's top label; "
@@ -170,16 +203,18 @@ def build_predict_tab(predictor: Predictor) -> None:
             live_label = gr.Label(num_top_classes=3, label="Largest face", elem_id="live-label")
     with gr.Accordion("JSON answer (/predict)", open=False):
         predict_json = gr.JSON(label="/predict")
+    analysis = gr.State(time_to_live=ANALYSIS_TTL_S)  # what the pictures are drawn from, per browser session
     gr.Markdown(settings_text(predictor), elem_id="predict-settings")
 
     inputs = [photo, whole, tta]
-    render_inputs = [photo, whole, tta, predict_json, opacity]
+    answer = [predict_json, analysis]
+    render_inputs = [predict_json, analysis, opacity]
     outputs = [message, boxed, photo_cam, whole_btn, *rows, *crops, *overlays, *label_slots]
     render = dict(fn=bind(render_predict, predictor), inputs=render_inputs, outputs=outputs,
                   api_visibility="private", concurrency_id="cam", concurrency_limit=1)
-    run.click(bind(api_predict, predictor), inputs, [predict_json], api_name="predict",
+    run.click(bind(predict_with_analysis, predictor), inputs, answer, api_name="predict",
               concurrency_id="predict", concurrency_limit=2).success(**render)
-    gr.on([photo.change, whole.change, tta.change], bind(ui_predict, predictor), inputs, [predict_json],
+    gr.on([photo.change, whole.change, tta.change], bind(ui_predict, predictor), inputs, answer,
           api_visibility="private", concurrency_id="predict", concurrency_limit=2,
           trigger_mode="always_last").success(**render)
     opacity.release(**render)

@@ -6,11 +6,11 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from .drawing import enlarge, overlay
-from .explain import DEFAULT_METHOD, default_layer, top_class_cams
-from .predict import Predictor
-from .testset import MODES, NO_TTA_MODE, DatasetUnavailable, HeldOutSet
-from .ui_common import bind, errors_as_gr_error
+from ..drawing import enlarge, overlay
+from ..explain import DEFAULT_METHOD, default_layer, top_class_cams
+from ..predictor import Predictor
+from ..testset import MODES, NO_TTA_MODE, DatasetUnavailable, HeldOutSet
+from .common import bind, errors_as_gr_error
 
 ROW_NORMALIZED, RAW_COUNTS = "row-normalized", "counts"
 COUNTS = (ROW_NORMALIZED, RAW_COUNTS)  # the confusion matrix's two views, the first shown first

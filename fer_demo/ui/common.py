@@ -8,10 +8,10 @@ import traceback
 
 import gradio as gr
 
-from .checkpoint import REPO_ROOT, CheckpointError
-from .testset import DatasetUnavailable
+from ..checkpoint import CheckpointError
+from ..paths import EXAMPLES_DIR
+from ..testset import DatasetUnavailable
 
-EXAMPLES_DIR = REPO_ROOT / "examples"
 
 
 def photo_input(**kwargs) -> gr.Image:

@@ -1,4 +1,4 @@
-"""Launch `python app.py` on a free loopback port, for the benches and the test fixture.
+"""Launch `python app.py` on a free loopback port: the benches and the tests run the app through this.
 
     with launched_app(env={"FER_TEST_LIMIT": "300"}) as server:
         Client(server.url) ...; server.rss_mb()
@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from fer_demo.data import LOCAL_DATASET as LOCAL_FER
+from .paths import LOCAL_DATASET, REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 
 
@@ -86,15 +85,15 @@ def default_env(extra: dict | None = None) -> dict:
     """The environment the tests and benches run app.py in (the local FER2013 copy if present),
     updated with `extra`, where a None value removes that variable."""
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
-    if LOCAL_FER.exists():
-        env.setdefault("FER_DATASET", str(LOCAL_FER))
+    if LOCAL_DATASET.exists():
+        env.setdefault("FER_DATASET", str(LOCAL_DATASET))
     env.update(extra or {})
     return {k: v for k, v in env.items() if v is not None}
 
 
 @contextmanager
 def launched_app(env: dict | None = None, args=(), log_path: str | Path | None = None,
-                 timeout: float = 180.0, host: str = HOST, root: str | Path = REPO):
+                 timeout: float = 180.0, host: str = HOST, root: str | Path = REPO_ROOT):
     """Start `root`/app.py (this repo's by default) on a free port of `host` (loopback only), wait until it
     answers, yield an `AppServer`; stop it on exit. Raises `LaunchError` (with the log's tail) if it exits or
     is not up within `timeout`."""
