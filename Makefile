@@ -1,4 +1,5 @@
-# Entry points: `make run` (the app), `make test` (the test suite), `make lint` (ruff, configured in ruff.toml),
+# Entry points: `make run` (the app), `make test` (the whole test suite, what CI runs), `make test-fast` (the
+# same without the tests marked slow), `make lint` (ruff, configured in ruff.toml),
 # `make space SPACE=user/name` (deploy).
 # `run` installs requirements.txt into .venv (what a Space installs); `test` and `lint` add requirements-dev.txt.
 # Each stamp depends on the files it installs, so editing one re-installs.
@@ -7,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SPACE ?=
 
-.PHONY: run test lint smoke bench space space-dry-run web web-serve
+.PHONY: run test test-fast lint smoke bench space space-dry-run web web-serve
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,10 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	$(PY) -m pytest
+
+# Not the servers, browsers, subprocess trainers and whole-split passes (marked slow): for iterating.
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -m "not slow"
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

@@ -140,7 +140,7 @@ def fit_crop(args, predictors, faces, labels):
         scale, down = float(np.median(scales)), float(np.median(downs))
         emit(split=args.split, detector=name, fitted_scale=round(scale, 3), fitted_down=round(down, 3),
              scale_iqr=[round(float(q), 3) for q in np.percentile(scales, [25, 75])], n=len(scales))
-        current = GEOMETRY[predictor.detector.key]
+        current = GEOMETRY[predictor.detector.model]
         grid = [CropGeometry(round(scale * k, 3), round(down + dd, 3), current.align)
                 for k in (0.94, 1.0, 1.06) for dd in (-0.03, 0.0, 0.03)]
         grid += [current, CropGeometry(current.scale, current.down, not current.align)]

@@ -1,7 +1,9 @@
 """Face detectors, as a table: YuNet (the default) and OpenCV's Haar cascade (the fallback).
 
-YuNet (OpenCV model zoo, MIT licence, `models/yunet/`) is a small CNN run by
-OpenCV's own `cv2.FaceDetectorYN`. It finds three-quarter views and tilted
+YuNet (OpenCV model zoo, MIT licence, `models/yunet/`) is a small CNN; its ONNX
+file runs in ONNX Runtime (twice as fast as OpenCV's DNN module on the same CPU,
+README "Speed") and its outputs are decoded as `cv2.FaceDetectorYN` decodes them
+(`decode_yunet`; a test holds the two to the same faces). It finds three-quarter views and tilted
 heads, and gives five landmarks per face, which `faces.py` uses to level the
 eyes. The Haar cascade ships inside the opencv-python wheel; it finds upright,
 roughly frontal faces only, gives no landmarks, and boxes more non-faces.
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 
 from .images import to_gray
 from .paths import YUNET_FILE
@@ -40,6 +43,8 @@ YUNET_SCORE = 0.5
 # Non-maximum suppression's overlap (IoU) limit: 0.2 to 0.5 give the same faces and extra boxes on that sweep;
 # 0.6 lets duplicate boxes through (extra boxes 2 -> 6 on noise backgrounds, 3 -> 6 on textures).
 YUNET_NMS = 0.3
+YUNET_TOP_K = 5000  # candidates kept for suppression (cv2.FaceDetectorYN's default)
+YUNET_STRIDES = (8, 16, 32)  # the feature maps' strides; the input is padded to a multiple of the largest
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
 
@@ -201,7 +206,8 @@ class FaceDetector:
     """Base class: scale the photo to `side`, run `_detect` on the copy under a lock (OpenCV's
     detector objects keep per-call state), map the faces back and sort them largest first."""
 
-    key = ""  # the name in DETECTORS and in GEOMETRY (faces.py)
+    key = ""  # the name in DETECTORS
+    model = ""  # the model whose boxes it draws: the key of its crop geometry (faces.GEOMETRY)
     name = ""  # what the UI and /predict say ran
 
     def __init__(self, side: int = DETECT_SIDE, rules: dict | None = None):
@@ -229,17 +235,44 @@ class FaceDetector:
 
 
 class YuNetDetector(FaceDetector):
-    key = "yunet"
-    name = "YuNet (OpenCV FaceDetectorYN)"
+    key = model = "yunet"
+    name = "YuNet (ONNX Runtime)"
 
     def __init__(self, model_file: str | Path | None = None, side: int = DETECT_SIDE, score: float = YUNET_SCORE,
                  nms: float = YUNET_NMS, rules: dict | None = None):
         super().__init__(side, rules)
+        self.score, self.nms = score, nms
         path = Path(model_file or YUNET_FILE)
         if not path.is_file():
             raise DetectorError(f"the YuNet model file {path} is missing")
         try:
-            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score, nms, 5000)
+            self._session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self._input = self._session.get_inputs()[0].name
+            self._detect(np.zeros((64, 64, 3), np.uint8), 1)  # a file may load and still not be YuNet
+        except Exception as e:  # onnxruntime raises its own exception types for a broken or foreign file
+            raise DetectorError(f"the YuNet model file {path} is broken ({_first_line(e)})") from None
+
+    def _detect(self, small, min_side):
+        blob, pad_w, pad_h = yunet_blob(small)
+        outputs = dict(zip((o.name for o in self._session.get_outputs()), self._session.run(None, {self._input: blob})))
+        return decode_yunet(outputs, pad_w, pad_h, self.score, self.nms)
+
+
+class YuNetOpenCvDetector(YuNetDetector):
+    """The same YuNet file through OpenCV's DNN module (cv2.FaceDetectorYN), which decodes its outputs itself:
+    the reference `decode_yunet` is held to (tests/test_detect_yunet.py), about half as fast (bench/request_cost.py)."""
+
+    key = "yunet-opencv"
+    name = "YuNet (OpenCV FaceDetectorYN)"
+
+    def __init__(self, model_file: str | Path | None = None, side: int = DETECT_SIDE, score: float = YUNET_SCORE,
+                 nms: float = YUNET_NMS, rules: dict | None = None):
+        FaceDetector.__init__(self, side, rules)
+        path = Path(model_file or YUNET_FILE)
+        if not path.is_file():
+            raise DetectorError(f"the YuNet model file {path} is missing")
+        try:
+            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score, nms, YUNET_TOP_K)
             self._detect(np.zeros((64, 64, 3), np.uint8), 1)  # a broken file often loads, then fails here
         except cv2.error as e:
             raise DetectorError(f"the YuNet model file {path} is broken ({_first_line(e)})") from None
@@ -253,8 +286,48 @@ class YuNetDetector(FaceDetector):
                 for r in (rows if rows is not None else [])]
 
 
+def yunet_blob(rgb: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """YuNet's input for an RGB (or gray) uint8 image: BGR float32 (1, 3, H, W), zero-padded right and below to
+    a multiple of the largest stride, as cv2.FaceDetectorYN pads it; and the padded width and height."""
+    h, w = rgb.shape[:2]
+    step = max(YUNET_STRIDES)
+    pad_w, pad_h = -(-w // step) * step, -(-h // step) * step
+    bgr = rgb[..., ::-1] if rgb.ndim == 3 else np.repeat(rgb[..., None], 3, axis=2)
+    blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
+    blob[0, :, :h, :w] = bgr.transpose(2, 0, 1)
+    return blob, pad_w, pad_h
+
+
+def decode_yunet(outputs: dict[str, np.ndarray], pad_w: int, pad_h: int, score: float = YUNET_SCORE,
+                 nms: float = YUNET_NMS, top_k: int = YUNET_TOP_K) -> list[Detection]:
+    """Faces from YuNet's outputs (cls_S, obj_S, bbox_S, kps_S for each stride S), as cv2.FaceDetectorYN
+    decodes them: score sqrt(cls x obj), box centre and landmarks as offsets from each cell, box size
+    exp(.) x stride; then its non-maximum suppression (cv2.dnn.NMSBoxes on whole-pixel boxes)."""
+    boxes, scores, points = [], [], []
+    for stride in YUNET_STRIDES:
+        cols, rows = pad_w // stride, pad_h // stride
+        cells = np.stack(np.meshgrid(np.arange(cols), np.arange(rows)), axis=-1).reshape(-1, 2).astype(np.float32)
+        cls = np.clip(outputs[f"cls_{stride}"].reshape(-1), 0, 1)
+        obj = np.clip(outputs[f"obj_{stride}"].reshape(-1), 0, 1)
+        keep = np.flatnonzero(np.sqrt(cls * obj) >= score)
+        bbox = outputs[f"bbox_{stride}"].reshape(-1, 4)[keep]
+        kps = outputs[f"kps_{stride}"].reshape(-1, 5, 2)[keep]
+        cell = cells[keep]
+        size = np.exp(bbox[:, 2:]) * stride
+        boxes.append(np.concatenate([(cell + bbox[:, :2]) * stride - size / 2, size], axis=1))
+        scores.append(np.sqrt(cls[keep] * obj[keep]))
+        points.append((kps + cell[:, None, :]) * stride)
+    boxes, scores, points = np.concatenate(boxes), np.concatenate(scores), np.concatenate(points)
+    if not len(scores):
+        return []
+    kept = cv2.dnn.NMSBoxes(boxes.astype(np.int32).tolist(), scores.tolist(), score, nms, top_k=top_k)
+    return [Detection(Box(*(round(float(v)) for v in boxes[i])), float(scores[i]),
+                      tuple((float(x), float(y)) for x, y in points[i]))
+            for i in np.asarray(kept, dtype=int).ravel()]
+
+
 class HaarDetector(FaceDetector):
-    key = "haar"
+    key = model = "haar"
     name = f"OpenCV Haar cascade ({CASCADE_FILE})"
 
     def __init__(self, model_file: str | Path | None = None, side: int = DETECT_SIDE, rules: dict | None = None):
@@ -270,7 +343,7 @@ class HaarDetector(FaceDetector):
         return [Detection(Box(*(int(v) for v in b))) for b in (found if len(found) else [])]
 
 
-DETECTORS = {cls.key: cls for cls in (YuNetDetector, HaarDetector)}
+DETECTORS = {cls.key: cls for cls in (YuNetDetector, YuNetOpenCvDetector, HaarDetector)}
 DEFAULT_DETECTOR = "yunet"
 FALLBACK_DETECTOR = "haar"
 

@@ -134,7 +134,7 @@ def reading_order(detections: list[Detection]) -> list[Detection]:
 
 def detector_crop(detection: Detection, detector: FaceDetector) -> Crop:
     """The crop of a face found by `detector`, with that detector's geometry."""
-    return face_crop(detection, GEOMETRY[detector.key])
+    return face_crop(detection, GEOMETRY[detector.model])
 
 
 def is_face_crop(image: np.ndarray) -> bool:

@@ -7,6 +7,7 @@ to a user as it is: it never contains a stack trace or a server path.
 from __future__ import annotations
 
 import io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +100,11 @@ def _from_pil(img: Image.Image, max_side: int, max_pixels: int, name: str = "the
                              f"the limit is {max_pixels / 1e6:.0f} megapixels")
     if getattr(img, "is_animated", False):
         img.seek(0)
-    if img.format == "JPEG" and max(w, h) > 2 * max_side:
-        # JPEG decodes at 1/2, 1/4 or 1/8 scale directly: far faster and smaller for huge photos.
-        img.draft("RGB", (max_side, max_side))
+    if img.format == "JPEG" and max(w, h) >= 2 * max_side:
+        # JPEG decodes at 1/2, 1/4 or 1/8 scale directly, far faster: the largest reduction that keeps the
+        # longest side at least max_side (draft keeps both sides at least the size asked for).
+        f = max_side / max(w, h)
+        img.draft("RGB", (math.ceil(w * f), math.ceil(h * f)))
     img.load()
     factor = img.size[0] / w  # < 1 when draft() shrank the decode
     try:

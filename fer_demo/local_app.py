@@ -93,10 +93,10 @@ def default_env(extra: dict | None = None) -> dict:
 
 @contextmanager
 def launched_app(env: dict | None = None, args=(), log_path: str | Path | None = None,
-                 timeout: float = 180.0, host: str = HOST, root: str | Path = REPO_ROOT):
-    """Start `root`/app.py (this repo's by default) on a free port of `host` (loopback only), wait until it
-    answers, yield an `AppServer`; stop it on exit. Raises `LaunchError` (with the log's tail) if it exits or
-    is not up within `timeout`."""
+                 timeout: float = 180.0, host: str = HOST, root: str | Path = REPO_ROOT, script: str = "app.py"):
+    """Start `root`/`script` (this repo's app.py by default; any Gradio script that honours GRADIO_SERVER_PORT)
+    on a free port of `host` (loopback only), wait until it answers, yield an `AppServer`; stop it on exit.
+    Raises `LaunchError` (with the log's tail) if it exits or is not up within `timeout`."""
     check_loopback(f"http://{host}/")
     port = free_port(host)
     if log_path is None:
@@ -105,14 +105,14 @@ def launched_app(env: dict | None = None, args=(), log_path: str | Path | None =
     env = dict(default_env(env), GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME=host)
     url = f"http://{host}:{port}/"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "app.py", *args], cwd=root, env=env, stdout=log,
+        proc = subprocess.Popen([sys.executable, script, *args], cwd=root, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         server = AppServer(url, proc, log_path)
         try:
             deadline = time.monotonic() + timeout
             while True:
                 if proc.poll() is not None:
-                    raise LaunchError(f"app.py exited with {proc.returncode}:\n{server.log_tail()}")
+                    raise LaunchError(f"{script} exited with {proc.returncode}:\n{server.log_tail()}")
                 try:
                     with urllib.request.urlopen(url, timeout=2) as r:
                         if r.status == 200:
@@ -120,7 +120,7 @@ def launched_app(env: dict | None = None, args=(), log_path: str | Path | None =
                 except OSError:
                     pass
                 if time.monotonic() > deadline:
-                    raise LaunchError(f"app.py did not answer on {url} within {timeout:.0f} s:\n"
+                    raise LaunchError(f"{script} did not answer on {url} within {timeout:.0f} s:\n"
                                       f"{server.log_tail()}")
                 time.sleep(0.5)
             yield server

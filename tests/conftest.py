@@ -1,4 +1,5 @@
-"""Shared fixtures of the app tests: the shipped predictor, real FER2013 test faces, and a running app.py."""
+"""Shared fixtures, one of each per session: the shipped predictor, the local FER2013 copy (read and decoded
+once), a running app.py and a headless Chromium."""
 
 from __future__ import annotations
 
@@ -7,11 +8,21 @@ import pytest
 
 from fer_demo.paths import EXAMPLES_DIR, LOCAL_DATASET
 
-from .support.fer_samples import require_fer2013
+from .support.fer_samples import LOCAL_FER2013, LocalFer2013, require_fer2013
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes more than a few seconds (a server, a browser, a whole split)")
+SLOW_FIXTURES = ("app_server", "chromium")  # a test that needs one is slow, wherever it is
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config, items):
+    """Marks every test that uses the app server or the browser slow, and runs the browser tests last,
+    together: the session's one Chromium (and its Playwright event loop) is started for them alone, and no
+    other test runs while it is open."""
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in SLOW_FIXTURES):
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: "chromium" in getattr(item, "fixturenames", ()))  # stable: order kept otherwise
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +49,16 @@ def example_faces() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def fer_test_split(fer2013):
-    """200 real FER2013 test faces from the local copy."""
-    from fer_demo.data import load_fer
+def fer_data(fer2013) -> LocalFer2013:
+    """The local FER2013 copy, read once: `.split(name, n, seed)` / `.arrays(...)` give a split or a seeded
+    subset of it as `load_fer` would, decoded once each (tests/support/fer_samples.py)."""
+    return LOCAL_FER2013
 
-    return load_fer(str(fer2013), ("test",), limits={"test": 200}, log=lambda *a: None)["test"]
+
+@pytest.fixture(scope="session")
+def fer_test_split(fer_data):
+    """200 real FER2013 test faces from the local copy."""
+    return fer_data.split("test", 200)
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +77,13 @@ def app_server(tmp_path_factory):
             yield server.url
     except LaunchError as e:  # raised before the yield only: app.py exited or never answered
         pytest.fail(str(e))
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory):
+    """One headless Chromium for every browser test (the app's page, its Video tab, the static page), with
+    a fake camera playing the astronaut clip for the webcam tests; each test opens its own context in it."""
+    from .support.browser import launched_chromium
+
+    with launched_chromium(tmp_path_factory.mktemp("webcam")) as browser:
+        yield browser

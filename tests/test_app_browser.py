@@ -1,4 +1,4 @@
-"""The app in a real browser: headless Chromium (Debian's) driven by Playwright.
+"""The app in a real browser: the session's headless Chromium (tests/support/browser.py), driven by Playwright.
 
 Skips when Chromium is missing, unless FER_REQUIRE_BROWSER=1 (CI), which makes
 that a failure. Screenshots go to the test's tmp folder and tests/artifacts/.
@@ -6,27 +6,19 @@ that a failure. Screenshots go to the test's tmp folder and tests/artifacts/.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import shutil
 import statistics
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from fer_demo.labels import FER_LABELS
 from fer_demo.paths import EXAMPLES_DIR
 
+from .support.browser import keep_screenshot
+
 
 pytestmark = pytest.mark.slow
-CHROMIUM = os.environ.get("FER_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 MIN_WEBCAM_FPS = 2.0
 MIN_LIVE_CAM_FPS = 1.0  # a floor for a shared CI machine; bench/latency.py gives the rate (webcam_frame_cam)
 # Deep-blue pixels (the cold end of the jet colour map) in a #live-out frame: without Grad-CAM the astronaut
@@ -34,88 +26,15 @@ MIN_LIVE_CAM_FPS = 1.0  # a floor for a shared CI machine; bench/latency.py give
 MAX_BLUE_PLAIN, MIN_BLUE_CAM = 0.001, 0.0025
 
 
-def _require_browser():
-    reason = None
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        reason = "the playwright package is not installed"
-    if reason is None and not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    if reason:
-        if os.environ.get("FER_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"FER_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-
-
-def _fake_webcam(path: Path, frames: int = 20) -> Path:
-    """A Y4M clip of the astronaut photo drifting by a pixel per frame (Chromium's fake camera loops it)."""
-    photo = np.asarray(Image.open(EXAMPLES_DIR / "photos" / "astronaut.jpg").convert("RGB").resize((400, 400)),
-                       dtype=np.float32)
-    w, h = 640, 480
-    with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n".encode())
-        for k in range(frames):
-            canvas = np.full((h, w, 3), 90.0, np.float32)
-            x = 100 + (k if k < frames // 2 else frames - k)
-            canvas[40:440, x:x + 400] = photo
-            r, g, b = canvas[..., 0], canvas[..., 1], canvas[..., 2]
-            y = 0.299 * r + 0.587 * g + 0.114 * b
-            u = -0.168736 * r - 0.331264 * g + 0.5 * b + 128
-            v = 0.5 * r - 0.418688 * g - 0.081312 * b + 128
-            sub = lambda c: c.reshape(h // 2, 2, w // 2, 2).mean((1, 3))  # noqa: E731
-            f.write(b"FRAME\n")
-            for plane in (y, sub(u), sub(v)):
-                f.write(np.clip(plane, 0, 255).astype(np.uint8).tobytes())
-    return path
-
-
-def launched_chromium(webcam_dir: Path | None = None):
-    """A context manager giving headless Chromium (skipping or failing as `_require_browser` says); with
-    `webcam_dir`, its fake camera plays a clip of the astronaut photo written there."""
-    _require_browser()
-    from playwright.sync_api import sync_playwright
-
-    args = list(CHROMIUM_ARGS)
-    if webcam_dir is not None:
-        args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-video-capture={_fake_webcam(webcam_dir / 'astronaut.y4m')}"]
-
-    @contextlib.contextmanager
-    def launched():
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
-            try:
-                yield browser
-            finally:
-                browser.close()
-    return launched()
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with launched_chromium(tmp_path_factory.mktemp("webcam")) as b:
-        yield b
-
-
 @pytest.fixture
-def page(browser, app_server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
+def page(chromium, app_server):
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(app_server, wait_until="domcontentloaded")
     page.wait_for_selector("#photo input[type=file]", state="attached")
     yield page
     context.close()
-
-
-def _keep(page, tmp_path, name: str) -> Path:
-    shot = tmp_path / name
-    page.screenshot(path=str(shot), full_page=True)
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copy(shot, ARTIFACTS / name)
-    assert shot.stat().st_size > 20_000
-    return shot
 
 
 def _wait_for_image(page, selector: str):
@@ -140,7 +59,7 @@ def test_upload_a_photo_and_see_labels_and_heatmaps(page, tmp_path):
         _wait_for_image(page, selector)
     assert not page.is_visible("#label-1")  # one face, one slot
     assert "1 face found" in page.inner_text("#predict-message")
-    _keep(page, tmp_path, "app_predict.png")
+    keep_screenshot(page, tmp_path, "app_predict.png")
 
 
 def test_a_photo_without_a_face_offers_the_whole_image(page):
@@ -161,7 +80,7 @@ def test_explorer_grid_of_seven_maps(page, tmp_path):
     page.wait_for_function("() => { const imgs = [...document.querySelectorAll('#ex-grid img')];"
                            " return imgs.length >= 7 && imgs.every(i => i.complete && i.naturalWidth > 0); }")
     assert "GradCAM" in page.inner_text("#explain-message")
-    _keep(page, tmp_path, "app_explorer.png")
+    keep_screenshot(page, tmp_path, "app_explorer.png")
 
 
 def _start_webcam(page):
@@ -209,7 +128,7 @@ def test_live_webcam_labels_faces_fast_enough(page, tmp_path):
         page.wait_for_timeout(30)
     fps = changes / (time.time() - start)
     print(f"live webcam: {fps:.1f} labelled frames/s")
-    _keep(page, tmp_path, "app_webcam.png")
+    keep_screenshot(page, tmp_path, "app_webcam.png")
     assert fps >= MIN_WEBCAM_FPS, f"live webcam mode ran at {fps:.1f} labelled frames/s"
 
 
@@ -221,7 +140,7 @@ def test_live_grad_cam_draws_heatmaps_and_keeps_up(page, tmp_path):
     fps, cam = _watch_live(page, 6.0)
     print(f"live Grad-CAM: {fps:.1f} frames/s; deep-blue share {statistics.median(plain):.4f} without, "
           f"{statistics.median(cam):.4f} with")
-    _keep(page, tmp_path, "app_webcam_cam.png")
+    keep_screenshot(page, tmp_path, "app_webcam_cam.png")
     assert len(plain) >= 3 and statistics.median(plain) < MAX_BLUE_PLAIN
     assert statistics.median(cam) > MIN_BLUE_CAM, f"no heatmap on the live frames: {cam}"
     assert fps >= MIN_LIVE_CAM_FPS, f"live Grad-CAM ran at {fps:.1f} frames/s"
@@ -279,7 +198,7 @@ def test_click_a_confusion_cell_to_see_its_faces(page, tmp_path, fer2013):
     page.wait_for_selector("#confusion-matrix [role=gridcell]")
     share, _ = _click_cell(page, "fear", "sad", "no TTA")
     assert re.fullmatch(r"0\.\d\d", share), share  # the row-normalized view
-    _keep(page, tmp_path, "app_testset.png")
+    keep_screenshot(page, tmp_path, "app_testset.png")
 
     page.get_by_label("counts").check()
     page.wait_for_function("s => /^\\d+$/.test(document.querySelector(s)?.innerText.trim() || '')",
@@ -292,4 +211,4 @@ def test_click_a_confusion_cell_to_see_its_faces(page, tmp_path, fer2013):
     page.wait_for_function(f"rows => JSON.stringify(({ROWS})()) !== JSON.stringify(rows)", arg=plain_rows)
     count, report_count = _click_cell(page, "fear", "sad", "TTA")
     assert int(count) == report_count
-    _keep(page, tmp_path, "app_testset_tta.png")
+    keep_screenshot(page, tmp_path, "app_testset_tta.png")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import urllib.request
 
 import cv2
 import numpy as np
@@ -15,8 +14,6 @@ from fer_demo.faces import (GEOMETRY, Crop, crop_region, detector_crop, extract,
 from fer_demo.images import load_image
 from fer_demo.paths import EXAMPLES_DIR, YUNET_FILE
 from fer_demo.photo_sets import count_is_right, face_counts
-
-from .support.fer_samples import needs_fer2013, real_faces
 
 PHOTOS = EXAMPLES_DIR / "photos"
 PHOTO_FILES = {path.name: path for path in face_counts()}
@@ -126,7 +123,8 @@ def test_face_crop_follows_the_geometry():
 
 
 def test_every_detector_has_a_crop_geometry():
-    assert set(GEOMETRY) == set(DETECTORS)
+    """One geometry per model: the two runners of YuNet's file draw the same boxes and share one."""
+    assert set(GEOMETRY) == {cls.model for cls in DETECTORS.values()} == {"yunet", "haar"}
 
 
 @pytest.mark.parametrize("content", [None, b"", b"not an onnx model at all" * 100, "truncated"])
@@ -175,13 +173,12 @@ def test_reading_order():
     assert reading_order(ds) == [ds[1], ds[2], ds[0]]
 
 
-@needs_fer2013
-def test_alignment_levels_turned_fer2013_faces(yunet):
+def test_alignment_levels_turned_fer2013_faces(yunet, fer_data):
     """FER2013 faces pasted into photos turned by up to 20 degrees: the crops turn them back to within a few
     degrees (typically), and come out closer to the original face than unturned crops."""
     from fer_demo.photo_sets import make_photos, match
 
-    faces, _ = real_faces("validation", 60)
+    faces, _ = fer_data.arrays("validation", 60)
     errors, similar, similar_plain = [], [], []
     original = lambda i: faces[i].astype(float).ravel()  # noqa: E731
     for photo in make_photos(faces, 20, seed=3):
@@ -197,20 +194,33 @@ def test_alignment_levels_turned_fer2013_faces(yunet):
     assert np.median(similar) > 0.45 and np.median(similar) > np.median(similar_plain) + 0.03
 
 
-@pytest.mark.slow
-def test_the_app_with_a_broken_yunet_file_says_so_and_serves_with_the_cascade(tmp_path):
-    from gradio_client import Client, handle_file
+def test_the_app_with_a_broken_yunet_file_says_so_and_serves_with_the_cascade(tmp_path, monkeypatch, capsys):
+    """app.py's main() with a broken --detector-model, in-process up to the launch (recorded instead of served):
+    one line at start says what happened, /predict's handler runs the cascade, and the page's config names it."""
+    import sys
 
-    from fer_demo.local_app import launched_app
+    import gradio as gr
 
+    from fer_demo.images import MAX_FILE_BYTES
+    from fer_demo.paths import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT))
+    import app
+
+    launched = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda demo, **kwargs: launched.update(demo=demo, **kwargs))
     broken = tmp_path / "yunet.onnx"
     broken.write_bytes(YUNET_FILE.read_bytes()[:30_000])
-    with launched_app(env={"OMP_NUM_THREADS": "1"}, args=["--detector-model", str(broken)], timeout=180) as server:
-        answer = Client(server.url, verbose=False).predict(handle_file(str(PHOTOS / "group_collage.jpg")), False,
-                                                           api_name="/predict")
-        page = urllib.request.urlopen(server.url + "config", timeout=30).read().decode()
-        log = server.log_tail(100_000)
+    assert app.main(["--detector-model", str(broken)]) == 0
+    log = capsys.readouterr().err
+    demo = launched["demo"]
+    assert launched["max_file_size"] == MAX_FILE_BYTES
+    (predict,) = [fn for fn in demo.fns.values() if fn.api_name == "predict"]
+    answer, _ = predict.fn(str(PHOTOS / "group_collage.jpg"), False)
     assert answer["detector"] == HaarDetector.name and answer["n_faces"] == 4
     notes = [line for line in log.splitlines() if "YuNet" in line and "Haar cascade" in line]
     assert len(notes) == 1 and "broken" in notes[0]  # one line at start says what happened
-    assert "Haar cascade" in page  # the UI names the detector that runs, and the note
+    # the page (its config, as /config serves it) names the detector that runs, and the note
+    (settings,) = [c["props"]["value"] for c in demo.config["components"]
+                   if c.get("props", {}).get("elem_id") == "predict-settings"]
+    assert f"Detector: {HaarDetector.name}" in settings and f"**Note:** {notes[0]}" in settings

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_demo.backends import report_name
 from fer_demo.detectors import HaarDetector, YuNetDetector
 from fer_demo.faces import MAX_FACES, detector_crop
 from fer_demo.images import load_image
@@ -211,24 +210,3 @@ def test_a_broken_yunet_file_falls_back_with_a_note(tmp_path):
     assert len(fallback.notes) == 1 and fallback.notes[0].startswith("face detector: ")
     assert "Haar cascade" in fallback.notes[0] and str(broken) in fallback.notes[0]
     assert fallback.predict(str(PHOTOS / "astronaut.jpg"))["n_faces"] == 1
-
-
-@pytest.mark.slow
-def test_app_preprocessing_reproduces_the_shipped_test_report(predictor, fer2013):
-    """The app's path from uint8 face to probabilities matches the evaluator's figures."""
-    report_path = predictor.folder / report_name("test", predictor.backend)
-    assert report_path.is_file(), f"the shipped checkpoint lacks {report_path.name}"
-    from fer_demo.data import load_fer
-
-    report = json.loads(report_path.read_text())
-    split = load_fer(str(fer2013), ("test",), limits={"test": report["n"]}, log=lambda *a: None)["test"]
-    probs = np.concatenate([predictor.classify(split.images[i:i + 512].numpy())
-                            for i in range(0, len(split), 512)])
-    labels = split.labels.numpy()
-    accuracy = float((probs.argmax(1) == labels).mean())
-    assert len(split) == report["n"]
-    assert report["backend"] == predictor.backend
-    assert accuracy == pytest.approx(report["no_tta"]["accuracy"], abs=0.002)  # at most 7 of 3,589 faces differ
-    confusion = np.zeros((7, 7), int)
-    np.add.at(confusion, (labels, probs.argmax(1)), 1)
-    assert np.abs(confusion - np.asarray(report["no_tta"]["confusion"])).sum() <= 2 * 7  # a moved face counts twice

@@ -13,6 +13,7 @@ from fer_demo.faces import MAX_FACES
 from fer_demo.images import ImageLoadError, load_image
 from fer_demo.labels import FER_LABELS
 from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
+from fer_demo.predictor import Predictor
 from fer_demo.testset import HeldOutSet
 from fer_demo.transforms import TTA
 from fer_demo.ui import build_app
@@ -177,9 +178,23 @@ def test_live_frame_labels_faces_and_draws_grad_cam_on_request(predictor):
     assert label_frame(predictor, None) == (None, None)
 
 
-def test_settings_text_names_the_detector_and_views(predictor):
-    text = settings_text(predictor)
-    assert predictor.detector.name in text and TTA[predictor.tta].description in text and "**Note:**" not in text
+def test_settings_text_names_the_detector_and_views(predictor, tmp_path):
+    """The shipped settings, written out here (not rebuilt from the values the text is made of); other settings
+    and a fallback's note change the text with them."""
+    shipped = settings_text(predictor)
+    for fact in ("Detector: YuNet", "640 px", "48x48", "4 copies shifted by 3 px, each also mirrored "
+                 "(10 views)", "at most 20 MB", "scaled to 2048 px"):
+        assert fact in shipped, fact
+    assert "**Note:**" not in shipped
+    broken = tmp_path / "yunet.onnx"
+    broken.write_bytes(b"not an onnx model" * 50)
+    fallback = Predictor(detector_model=broken, tta="flip", detect_side=320)  # the Haar cascade, with a note
+    text, _, note = settings_text(fallback).partition("\n\n**Note:** ")
+    detector = text.split(". ")[0]  # "Detector: <name>, on a copy <side> px on its longest side"
+    assert detector.startswith("Detector: ") and "Haar cascade" in detector and "320 px" in detector
+    assert "YuNet" not in detector and "640 px" not in text
+    assert "the face and its mirror image" in text and "10 views" not in text
+    assert note == fallback.notes[0] and "Haar cascade" in note and "**Note:**" not in note
 
 
 def test_bind_fixes_the_first_arguments_and_keeps_the_name():

@@ -91,9 +91,27 @@ def test_quantize_then_evaluate_with_the_int8_backend(tmp_path, capsys, fer2013,
     assert not (tmp_path / "out" / "test_report.json").exists()
 
 
-def test_quantize_refuses_test_faces_for_calibration(capsys):
+def test_quantize_calibrates_on_the_chosen_split_and_never_on_test_faces(tmp_path, monkeypatch, capsys, fer_data):
+    """The faces train.quantize calibrates on are the seeded subset of --split (validation by default); test
+    faces are refused before anything is loaded or written. (The quantizer itself: the slow test above.)"""
     from train import quantize
 
-    with pytest.raises(SystemExit):
-        quantize.main([str(SHIPPED), "--split", "test"])
-    assert "invalid choice" in capsys.readouterr().err
+    calibrated = []
+
+    def record(folder, faces, **kwargs):
+        calibrated.append(faces)
+        (tmp_path / INT8_FILE).write_bytes(b"int8")
+        return tmp_path / INT8_FILE
+
+    monkeypatch.setattr(quantize, "write_int8", record)
+    dataset = ["--dataset", str(fer_data.root)]
+    assert quantize.main([str(SHIPPED), *dataset, "--faces", "64"]) == 0
+    assert "64 validation faces" in capsys.readouterr().out
+    assert quantize.main([str(SHIPPED), *dataset, "--split", "train", "--faces", "32", "--seed", "1"]) == 0
+    assert [len(f) for f in calibrated] == [64, 32]
+    assert np.array_equal(calibrated[0].numpy(), fer_data.split("validation", 64).images.numpy())
+    assert np.array_equal(calibrated[1].numpy(), fer_data.split("train", 32, seed=1).images.numpy())
+    with pytest.raises(SystemExit) as info:
+        quantize.main([str(SHIPPED), *dataset, "--split", "test"])
+    assert info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    assert len(calibrated) == 2  # nothing was quantized with test faces

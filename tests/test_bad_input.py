@@ -30,7 +30,6 @@ from fer_demo.ui.predict_tab import api_predict, label_frame
 
 from .test_app_images import _png_header_only
 
-pytestmark = pytest.mark.slow
 PHOTOS = EXAMPLES_DIR / "photos"
 ASTRONAUT = PHOTOS / "astronaut.jpg"
 FACE = EXAMPLES_DIR / "fer2013" / "happy_test2340.png"

@@ -13,7 +13,9 @@ from fer_demo.inference import predict_probs
 from fer_demo.transforms import FER_MEAN, FER_STD
 from train.evaluate import main as evaluate_main
 
-from .support.fer_samples import kaggle_rows, needs_fer2013, real_faces, write_kaggle_csv, write_parquet_split
+from .support.fer_samples import kaggle_rows, needs_fer2013, write_kaggle_csv, write_parquet_split
+
+EVAL_FACES = 64  # test faces the evaluator's own run scores, with and without TTA
 
 
 def _probs(preds, confidence):
@@ -55,21 +57,20 @@ def _evaluate(capsys, *args):
 
 @needs_fer2013
 def test_evaluator_last_line_and_report(tmp_path, capsys):
-    line = _evaluate(capsys, "--dataset", str(LOCAL_DATASET), "--split", "test", "--limit", "150", "--tta",
+    line = _evaluate(capsys, "--dataset", str(LOCAL_DATASET), "--split", "test", "--limit", str(EVAL_FACES), "--tta",
                      "--out", str(tmp_path))
-    assert line["n"] == 150 and line["tta"] is True
+    assert line["n"] == EVAL_FACES and line["tta"] is True
     assert {"accuracy", "macro_f1", "ece", "accuracy_no_tta"} <= set(line)
     report = json.loads((tmp_path / "test_report.json").read_text())
     cm = report["no_tta"]["confusion"]
-    assert sum(map(sum, cm)) == 150
-    assert line["accuracy_no_tta"] == pytest.approx(sum(cm[i][i] for i in range(7)) / 150)
+    assert sum(map(sum, cm)) == EVAL_FACES
+    assert line["accuracy_no_tta"] == pytest.approx(sum(cm[i][i] for i in range(7)) / EVAL_FACES)
     assert line["accuracy"] == report["tta"]["accuracy"]
     assert (tmp_path / "test_confusion.png").stat().st_size > 1000
 
 
-@needs_fer2013
-def test_same_accuracy_from_parquet_reordered_labels_and_kaggle_csv(tmp_path, capsys):
-    images, labels = real_faces("test", 200)
+def test_same_accuracy_from_parquet_reordered_labels_and_kaggle_csv(tmp_path, capsys, fer_data):
+    images, labels = fer_data.arrays("test", 200)
     hub = tmp_path / "hub"
     write_parquet_split(hub, "test", images, labels, list(FER_LABELS))
     reordered = tmp_path / "reordered"

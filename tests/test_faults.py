@@ -10,7 +10,6 @@ import time
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from fer_demo import checkpoint as ckpt
 from fer_demo.paths import LOCAL_DATASET, REPO_ROOT
@@ -18,12 +17,18 @@ from train.train import main as train_main
 
 from .support.fer_samples import needs_fer2013
 
-RUN = ["--dataset", str(LOCAL_DATASET), "--limit-train", "768", "--limit-eval", "64", "--batch-size", "32",
+# 12 steps an epoch: SIGKILL comes half a second into epoch 2, as the original 24-step run's came a second in
+RUN = ["--dataset", str(LOCAL_DATASET), "--limit-train", "384", "--limit-eval", "32", "--batch-size", "32",
        "--epochs", "2", "--ema", "0.9"]
+STEPS_PER_EPOCH = 384 // 32
 
 
+@pytest.mark.slow  # a subprocess trainer
 @needs_fer2013
-def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
+def test_kill_9_mid_epoch_leaves_the_last_epochs_checkpoint_and_resume_finishes_the_run(tmp_path):
+    """SIGKILL during epoch 2: last/ holds epoch 1's checkpoint, whole, and --resume completes the run from it.
+    (That a run resumed from an epoch's checkpoint ends with the weights of an uninterrupted one:
+    test_train.py::test_resume_gives_the_same_weights_as_an_uninterrupted_run[time-budget].)"""
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "train.train", *RUN, "--out", str(killed)], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -31,18 +36,14 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     seen, deadline = "", time.time() + 300
     while "epoch 2/2:" not in seen and time.time() < deadline and proc.poll() is None:
         seen += proc.stdout.read(1)
-    time.sleep(1.0)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed:\n" + seen
-    assert ckpt.read_state(killed / "last")["step"] == 768 // 32  # end of epoch 1 survived
+    assert ckpt.read_state(killed / "last")["step"] == STEPS_PER_EPOCH  # end of epoch 1 survived
+    ckpt.load_model(killed / "last")  # and loads
     assert train_main(["--resume", str(killed)]) == 0
-
-    whole = tmp_path / "whole"
-    assert train_main(RUN + ["--out", str(whole)]) == 0
-    a, b = load_file(str(whole / "last" / ckpt.MODEL_FILE)), load_file(str(killed / "last" / ckpt.MODEL_FILE))
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    assert ckpt.read_state(killed / "last")["step"] == 2 * STEPS_PER_EPOCH
     assert [json.loads(r)["epoch"] for r in (killed / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 

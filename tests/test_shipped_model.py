@@ -1,6 +1,6 @@
 """The shipped model: its reports agree with the checkpoint and with themselves, and its accuracy on a fixed
-sample of real PrivateTest faces stays above a floor (the full split is recomputed in test_app_predict.py
-and test_app_testset.py)."""
+sample of real PrivateTest faces stays above a floor (the full split is recomputed, with and without TTA, in
+test_app_testset.py)."""
 
 import json
 
@@ -9,7 +9,6 @@ import pytest
 
 from fer_demo import checkpoint as ckpt
 from fer_demo.backends import BACKENDS, report_name
-from fer_demo.data import load_fer
 from fer_demo.inference import predict_probs
 from fer_demo.labels import FER_LABELS
 
@@ -66,8 +65,8 @@ def test_the_int8_model_scores_like_the_float_model():
         assert abs(fp[key]["accuracy"] - int8[key]["accuracy"]) < 0.01, key
 
 
-def test_shipped_model_accuracy_stays_above_the_floor(fer2013):
+def test_shipped_model_accuracy_stays_above_the_floor(fer_data):
     model, config = ckpt.load_model()
-    faces = load_fer(str(fer2013), ("test",), limits={"test": SAMPLE}, seed=0, log=lambda *a: None)["test"]
+    faces = fer_data.split("test", SAMPLE)
     accuracy = (predict_probs(model, faces.images, config).argmax(1) == faces.labels).float().mean().item()
     assert accuracy >= FLOOR, f"shipped model: {accuracy:.4f} on {SAMPLE} PrivateTest faces, floor {FLOOR}"

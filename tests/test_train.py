@@ -16,7 +16,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from fer_demo import checkpoint as ckpt
-from fer_demo.data import load_fer
 from fer_demo.evaluation import classification_metrics
 from fer_demo.paths import LOCAL_DATASET, REPO_ROOT
 from fer_demo.inference import predict_probs
@@ -30,9 +29,9 @@ from .support.fer_samples import needs_fer2013
 SMALL = ["--dataset", str(LOCAL_DATASET), "--limit-train", "256", "--limit-eval", "64", "--batch-size", "64"]
 
 
-def _validation_faces(n: int = 64):
+def _validation_faces(fer_data, n: int = 64):
     """The validation faces a run with --limit-eval n (seed 0) scores."""
-    return load_fer(str(LOCAL_DATASET), ("validation",), limits={"validation": n}, log=lambda *a: None)["validation"]
+    return fer_data.split("validation", n)
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +56,10 @@ def test_one_epoch_run_writes_a_loadable_checkpoint_and_leaves_the_test_split_al
     assert not list(out.rglob("test_*")), "a run scores the test split only when asked (--test)"
 
 
-def test_best_checkpoint_records_the_score_it_gets_when_loaded_from_disk(one_epoch_run):
+def test_best_checkpoint_records_the_score_it_gets_when_loaded_from_disk(one_epoch_run, fer_data):
     """The validation figures best/ records are those of an eval-mode scoring of best/ itself."""
     model, config = ckpt.load_model(one_epoch_run)
-    faces = _validation_faces()
+    faces = _validation_faces(fer_data)
     rescored = classification_metrics(predict_probs(model, faces.images, config), faces.labels)
     recorded = json.loads((one_epoch_run / "best" / "validation_report.json").read_text())
     assert config["metrics"]["n"] == rescored["n"] == len(faces)
@@ -81,15 +80,14 @@ def _bn_buffers(model) -> dict[str, torch.Tensor]:
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for buf, t in m.named_buffers()}
 
 
-@needs_fer2013
-def test_validation_leaves_batchnorm_statistics_and_the_training_mode_alone():
+def test_validation_leaves_batchnorm_statistics_and_the_training_mode_alone(fer_data):
     model = create_fer_model().train()
     with torch.no_grad():  # running statistics unlike the defaults, as after some training
         model(torch.randn(16, 1, 48, 48))
     ema = copy.deepcopy(model)
     before = {"raw": _bn_buffers(model), "ema": _bn_buffers(ema)}
     assert before["raw"] and any(k.endswith("num_batches_tracked") for k in before["raw"])
-    scored = validate({"raw": model, "ema": ema}, _validation_faces(), {"input_size": 48, "mean": FER_MEAN,
+    scored = validate({"raw": model, "ema": ema}, _validation_faces(fer_data), {"input_size": 48, "mean": FER_MEAN,
                                                                         "std": FER_STD})
     assert scored.keys() == {"raw", "ema"} and scored["raw"]["n"] == 64
     for name, m in (("raw", model), ("ema", ema)):
@@ -113,19 +111,26 @@ def test_torch_threads_keeps_its_old_name_as_a_hidden_alias(capsys):
     assert "--torch-threads" in shown and "--workers-threads" not in shown
 
 
-# How a first invocation stops, and the step it leaves in last/ (4 steps an epoch).
+# Two epochs of 4 steps (EMA on), and how a first invocation of it stops, with the step it leaves in last/.
+TWO_EPOCHS = ["--dataset", str(LOCAL_DATASET), "--limit-train", "128", "--limit-eval", "32", "--batch-size", "32",
+              "--epochs", "2", "--ema", "0.9"]
 STOPS = {"max-steps": (["--max-steps", "5"], 5),  # mid epoch 2
          "time-budget": (["--time-budget-min", "0"], 4)}  # at the first epoch boundary
 
 
-@needs_fer2013
+@pytest.fixture(scope="module")
+def two_epoch_run(fer2013, tmp_path_factory):
+    """An uninterrupted run of TWO_EPOCHS: what every stopped and resumed run of it must equal."""
+    out = tmp_path_factory.mktemp("train") / "whole"
+    assert train_main(TWO_EPOCHS + ["--out", str(out)]) == 0
+    return out
+
+
 @pytest.mark.parametrize("stop", STOPS)
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, stop, capsys):
-    whole, split = tmp_path / "whole", tmp_path / "split"
-    args = SMALL + ["--epochs", "2", "--ema", "0.9"]
-    assert train_main(args + ["--out", str(whole)]) == 0
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(two_epoch_run, tmp_path, stop, capsys):
+    whole, split = two_epoch_run, tmp_path / "split"
     stop_args, step = STOPS[stop]
-    assert train_main(args + ["--out", str(split)] + stop_args) == 0
+    assert train_main(TWO_EPOCHS + ["--out", str(split)] + stop_args) == 0
     assert ckpt.read_state(split / "last")["step"] == step
     if stop == "time-budget":
         assert f"continue with python -m train.train --resume {split}" in capsys.readouterr().out
@@ -140,6 +145,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, stop, c
     assert len((split / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow  # a subprocess trainer
 @needs_fer2013
 def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     out = tmp_path / "run"
@@ -174,6 +180,7 @@ def test_pretrained_weights_from_a_local_file(tmp_path):
     assert not torch.equal(fresh.state_dict()["layer3.1.conv2.weight"], src["layer3.1.conv2.weight"])
 
 
+@pytest.mark.slow  # torchrun: two subprocess trainers
 @needs_fer2013
 def test_torchrun_ddp_on_cpu(tmp_path):
     """Two processes (gloo on CPU) train one epoch; only rank 0 writes the run folder."""

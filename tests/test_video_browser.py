@@ -1,7 +1,7 @@
 """The Video tab in a real browser: upload a clip, see the annotated clip play, the timeline and the CSV.
 
-Headless Chromium (Debian's) driven by Playwright, launched and skipped (or failed
-under FER_REQUIRE_BROWSER=1) as in test_app_browser.py.
+The session's headless Chromium (tests/support/browser.py), driven by Playwright; skipped (or failed
+under FER_REQUIRE_BROWSER=1) without one.
 """
 
 from __future__ import annotations
@@ -10,21 +10,15 @@ import pytest
 
 from fer_demo.clips import h264_writer
 
-from .test_app_browser import _keep, launched_chromium
+from .support.browser import keep_screenshot
 from .test_video import FPS, RATE, SIZE, two_people
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with launched_chromium() as b:
-        yield b
-
-
 @pytest.fixture
-def page(browser, app_server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def page(chromium, app_server):
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(90_000)
     page.goto(app_server, wait_until="domcontentloaded")
@@ -57,7 +51,7 @@ def test_upload_a_clip_and_see_the_people_followed(page, tmp_path):
                            " return i && i.complete && i.naturalWidth > 500; }")
     assert page.locator("#video-csv a[href$='two_people_faces.csv']").count() == 1  # the CSV to download
     assert not page.get_by_text("Video not playable").count()
-    _keep(page, tmp_path, "app_video.png")
+    keep_screenshot(page, tmp_path, "app_video.png")
 
 
 def test_a_photo_renamed_mp4_gets_a_message_in_the_page(page, tmp_path):

@@ -1,8 +1,9 @@
 """The static page (web/dist, built by `make web`) in headless Chromium: the same faces and labels as the
 Python app, from a localhost server of that folder, with no request leaving it.
 
-Skips when Chromium is missing, unless FER_REQUIRE_BROWSER=1 (CI), which makes that a failure (the helper
-of test_app_browser.py). Builds web/dist when it is missing. Frame rates go to tests/artifacts/web_fps.json.
+Runs in the session's headless Chromium (tests/support/browser.py); skips when Chromium is missing, unless
+FER_REQUIRE_BROWSER=1 (CI), which makes that a failure. Builds web/dist when it is missing. Frame rates go
+to tests/artifacts/web_fps.json.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from PIL import Image
 
 from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
 
-from .test_app_browser import ARTIFACTS, _require_browser, launched_chromium
+from .support.browser import ARTIFACTS, require_browser
 
 pytestmark = pytest.mark.slow
 DIST = REPO_ROOT / "web" / "dist"
@@ -84,7 +85,7 @@ def web_dist() -> Path:
 
 @pytest.fixture(scope="session")
 def web_url(web_dist):
-    _require_browser()
+    require_browser()
     dist = web_dist
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(dist)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -100,15 +101,9 @@ REQUESTS: list[str] = []  # every URL any page of this module asked for
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with launched_chromium(tmp_path_factory.mktemp("webcam")) as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def page(browser, web_url):
+def page(chromium, web_url):
     """One page for the module (the models load once): ready, with its console errors collected."""
-    context = browser.new_context(viewport={"width": 1300, "height": 1000}, permissions=["camera"])
+    context = chromium.new_context(viewport={"width": 1300, "height": 1000}, permissions=["camera"])
     context.on("request", lambda r: REQUESTS.append(r.url))
     page = context.new_page()
     page.errors = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +27,44 @@ def require_fer2013() -> Path:
     return LOCAL_DATASET
 
 
-@lru_cache(maxsize=None)
-def real_faces(split: str = "test", n: int = 200, seed: int = 0):
-    """(images uint8 (n,48,48) numpy, labels int64 numpy) from the local FER2013, FER2013 order."""
-    from fer_demo.data import load_fer
+class LocalFer2013:
+    """The local FER2013 copy, read from disk once (its `DatasetDict`) and each split or seeded subset decoded
+    once: what every test that needs real faces gets them from (conftest's session fixture `fer_data`).
 
-    faces = load_fer(str(LOCAL_DATASET), (split,), limits={split: n}, seed=seed)[split]
-    return faces.images.numpy(), faces.labels.numpy()
+    `split(name, n, seed)` is `load_fer(LOCAL_DATASET, (name,), limits={name: n}, seed=seed)[name]`, the same
+    faces, decoded by the same `fer_splits`; n=None is the whole split. Callers share what it returns: read it,
+    never write to it."""
+
+    def __init__(self, root: Path = LOCAL_DATASET):
+        self.root = root
+        self._raw = None
+        self._splits: dict[tuple, object] = {}
+
+    @property
+    def raw(self):
+        if self._raw is None:
+            from fer_demo.data import load_raw
+
+            self._raw = load_raw(str(self.root))
+        return self._raw
+
+    def split(self, name: str = "test", n: int | None = None, seed: int = 0):
+        """A `FaceSplit`: the whole split `name`, or its seeded random subset of `n` faces."""
+        key = (name, n, seed)
+        if key not in self._splits:
+            from fer_demo.data import fer_splits
+
+            self._splits[key] = fer_splits(self.raw, str(self.root), (name,), limits={name: n}, seed=seed,
+                                           log=lambda *a: None)[name]
+        return self._splits[key]
+
+    def arrays(self, name: str = "test", n: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(images uint8 (n,48,48), labels int64 (n,)) as numpy, FER2013 order."""
+        faces = self.split(name, n, seed)
+        return faces.images.numpy(), faces.labels.numpy()
+
+
+LOCAL_FER2013 = LocalFer2013()  # one per test session
 
 
 def png_bytes(face: np.ndarray) -> bytes:
