@@ -34,7 +34,6 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.latency import timed  # noqa: E402
 from fer_demo.detectors import YuNetOpenCvDetector  # noqa: E402
 from fer_demo.faces import detector_crop, extract  # noqa: E402
 from fer_demo.images import load_image  # noqa: E402
@@ -74,50 +73,54 @@ def cpu_name() -> str:
     return f"{name or platform.machine()}, {vector}"
 
 
-def median_ms(fn, runs: int, warmup: int) -> float:
-    return round(float(np.median(timed(fn, runs, warmup))) * 1000, 2)
+def interleaved(calls: dict, runs: int, warmup: int) -> dict[str, float]:
+    """Median ms of each call, timed in turn within every round, so that load on the machine falls alike on all."""
+    for _ in range(warmup):
+        for fn in calls.values():
+            fn()
+    times = {name: [] for name in calls}
+    for _ in range(runs):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: round(float(np.median(t)) * 1000, 2) for name, t in times.items()}
 
 
 def emit(**fields):
     print(json.dumps({"bench": "request_cost", **fields}), flush=True)
 
 
-def in_process(predictor, photo: Path, runs: int, warmup: int) -> dict[str, float]:
-    """The app's work on `photo`, stage by stage, then whole."""
+STAGES = ("decode", "detect", "crop", "classify", "json")
+
+
+def work_calls(predictor, photo: Path) -> dict:
+    """The app's work on `photo` stage by stage and whole (api_predict, the /predict function), the bare
+    reference pipeline (cv2.imdecode, cv2.FaceDetectorYN at 640 px, the same crops, the int8 classifier on
+    10 views each), and detection through OpenCV's DNN module alone."""
     from fer_demo.ui.predict_tab import api_predict
 
     image = load_image(photo)
     found = predictor.detector.detect(image.rgb)
-    crops = [detector_crop(d, predictor.detector) for d in found]
-    faces = np.stack([extract(image.rgb, c) for c in crops])
+    faces = np.stack([extract(image.rgb, detector_crop(d, predictor.detector)) for d in found])
     analysis = predictor.analyze(image)
-    stages = {
+    data, opencv = photo.read_bytes(), YuNetOpenCvDetector()
+
+    def bare():
+        rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        crops = np.stack([extract(rgb, detector_crop(d, opencv)) for d in opencv.detect(rgb)])
+        return predictor.classify(crops, "10-view")
+
+    return {
         "decode": lambda: load_image(photo),
         "detect": lambda: predictor.detector.detect(image.rgb),
         "crop": lambda: [extract(image.rgb, detector_crop(d, predictor.detector)) for d in found],
         "classify": lambda: predictor.classify(faces, predictor.tta),
         "json": lambda: json.dumps({**analysis.to_json(), "backend": predictor.backend}),
+        "api_predict": lambda: api_predict(predictor, str(photo)),
+        "bare_work": bare,
+        "detect_opencv_dnn": lambda: opencv.detect(image.rgb),
     }
-    out = {name: median_ms(fn, runs, warmup) for name, fn in stages.items()}
-    out["api_predict"] = median_ms(lambda: api_predict(predictor, str(photo)), runs, warmup)
-    return out
-
-
-def bare_work(predictor, photo: Path, runs: int, warmup: int) -> tuple[float, float]:
-    """(the reference pipeline's ms, OpenCV DNN detection's ms): decode with OpenCV, detect with
-    cv2.FaceDetectorYN, the same crops, the int8 classifier on 10 views each."""
-    data = photo.read_bytes()
-    detector = YuNetOpenCvDetector()
-    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-    def work():
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        found = detector.detect(rgb)
-        faces = np.stack([extract(rgb, detector_crop(d, predictor.detector)) for d in found])
-        return predictor.classify(faces, "10-view")
-
-    return median_ms(work, runs, warmup), median_ms(lambda: detector.detect(rgb), runs, warmup)
 
 
 def requests(photo: Path, runs: int, warmup: int) -> tuple[float, float]:
@@ -130,20 +133,14 @@ def requests(photo: Path, runs: int, warmup: int) -> tuple[float, float]:
                  "predict_request": lambda: app_client.predict(handle_file(str(photo)), False, api_name="/predict")}
         answer = calls["predict_request"]()
         assert answer["n_faces"] >= 1, answer
-        for _ in range(warmup):
-            for fn in calls.values():
-                fn()
-        times = {name: [] for name in calls}
-        for _ in range(runs):
-            for name, fn in calls.items():
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
-    return tuple(round(float(np.median(times[n])) * 1000, 2) for n in ("floor", "predict_request"))
+        medians = interleaved(calls, runs, warmup)
+    return medians["floor"], medians["predict_request"]
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    import torch
+
     from fer_demo.predictor import Predictor
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,21 +150,21 @@ def main(argv=None) -> int:
         n_faces = len(predictor.analyze(photo).faces)
         emit(cpu=cpu_name(), photo=photo.name, size=f"{size[0]}x{size[1]}",
              kb=round(len(io.BytesIO(photo.read_bytes()).getvalue()) / 1024), faces=n_faces,
-             backend=predictor.backend, tta=predictor.tta, detector=predictor.detector.name, runs=args.runs)
+             backend=predictor.backend, tta=predictor.tta, detector=predictor.detector.name, runs=args.runs,
+             torch_threads=torch.get_num_threads())
         floor, request = requests(photo, args.runs, args.warmup)
         emit(stage="floor", median_ms=floor)
         emit(stage="predict_request", median_ms=request)
-        work = in_process(predictor, photo, args.runs, args.warmup)
-        for name in ("decode", "detect", "crop", "classify", "json"):
+        work = interleaved(work_calls(predictor, photo), args.runs, args.warmup)
+        for name in STAGES:
             emit(stage=f"stage_{name}", median_ms=work[name])
-        emit(stage="work", stages_ms=round(sum(work[n] for n in ("decode", "detect", "crop", "classify", "json")), 2),
-             api_predict_ms=work["api_predict"])
-        bare, detect_dnn = bare_work(predictor, photo, args.runs, args.warmup)
+        emit(stage="work", stages_ms=round(sum(work[n] for n in STAGES), 2), api_predict_ms=work["api_predict"])
+        bare = work["bare_work"]
         emit(stage="bare_work", median_ms=bare)
-        emit(stage="detect_opencv_dnn", median_ms=detect_dnn)
+        emit(stage="detect_opencv_dnn", median_ms=work["detect_opencv_dnn"])
         share = request - floor
         emit(stage="summary", app_share_ms=round(share, 2), app_share_over_bare=round(share / bare, 3),
-             detect_over_opencv_dnn=round(work["detect"] / detect_dnn, 3))
+             detect_over_opencv_dnn=round(work["detect"] / work["detect_opencv_dnn"], 3))
     return 0
 
 

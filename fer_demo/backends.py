@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 
 from .checkpoint import MODEL_FILE, CheckpointError
+from .onnx_cpu import cpu_session
 
 INT8_FILE = "model.int8.onnx"
 DIGEST_KEY = "fer_demo.weights_sha256"
@@ -47,16 +48,9 @@ class OnnxClassifier:
 
     def __init__(self, path: str | Path):
         try:
-            import onnxruntime as ort
+            self.session = cpu_session(path, torch.get_num_threads())
         except ImportError:
             raise CheckpointError("onnxruntime is not installed") from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail / InvalidGraph / NoSuchFile types
             raise CheckpointError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0][:300]})") from None
         self.input_name = self.session.get_inputs()[0].name

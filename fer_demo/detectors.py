@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import math
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from .images import to_gray
+from .onnx_cpu import cpu_session
 from .paths import YUNET_FILE
 
 DETECT_SIDE = 640  # longest side of the copy a detector sees (larger finds more, slower: README, "Detector settings")
@@ -44,6 +45,7 @@ YUNET_SCORE = 0.5
 # 0.6 lets duplicate boxes through (extra boxes 2 -> 6 on noise backgrounds, 3 -> 6 on textures).
 YUNET_NMS = 0.3
 YUNET_TOP_K = 5000  # candidates kept for suppression (cv2.FaceDetectorYN's default)
+YUNET_THREADS = 1  # one photo on one core: faster than two under load, and concurrent requests get a core each
 YUNET_STRIDES = (8, 16, 32)  # the feature maps' strides; the input is padded to a multiple of the largest
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
@@ -203,12 +205,13 @@ def plausible(d: Detection, shape: tuple[int, ...], rules=None) -> bool:
 
 
 class FaceDetector:
-    """Base class: scale the photo to `side`, run `_detect` on the copy under a lock (OpenCV's
-    detector objects keep per-call state), map the faces back and sort them largest first."""
+    """Base class: scale the photo to `side`, run `_detect` on the copy (under a lock unless `concurrent`:
+    OpenCV's detector objects keep per-call state), map the faces back and sort them largest first."""
 
     key = ""  # the name in DETECTORS
     model = ""  # the model whose boxes it draws: the key of its crop geometry (faces.GEOMETRY)
     name = ""  # what the UI and /predict say ran
+    concurrent = False  # `_detect` may run in several threads at once
 
     def __init__(self, side: int = DETECT_SIDE, rules: dict | None = None):
         self.side = side
@@ -225,7 +228,7 @@ class FaceDetector:
         min_side = min_face_side(small.shape)
         if min(small.shape[:2]) < min_side:
             return []
-        with self._lock:
+        with nullcontext() if self.concurrent else self._lock:
             found = self._detect(small, min_side)
         found = [d for d in found if max(d.box.w, d.box.h) >= min_side and plausible(d, small.shape, self.rules)]
         return sorted((d.scaled(1 / factor) for d in found), key=lambda d: -d.box.area)
@@ -237,6 +240,7 @@ class FaceDetector:
 class YuNetDetector(FaceDetector):
     key = model = "yunet"
     name = "YuNet (ONNX Runtime)"
+    concurrent = True  # an InferenceSession runs concurrent calls safely
 
     def __init__(self, model_file: str | Path | None = None, side: int = DETECT_SIDE, score: float = YUNET_SCORE,
                  nms: float = YUNET_NMS, rules: dict | None = None):
@@ -246,9 +250,11 @@ class YuNetDetector(FaceDetector):
         if not path.is_file():
             raise DetectorError(f"the YuNet model file {path} is missing")
         try:
-            self._session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self._session = cpu_session(path, YUNET_THREADS)
             self._input = self._session.get_inputs()[0].name
             self._detect(np.zeros((64, 64, 3), np.uint8), 1)  # a file may load and still not be YuNet
+        except ImportError:
+            raise DetectorError("onnxruntime, which runs YuNet, is not installed") from None
         except Exception as e:  # onnxruntime raises its own exception types for a broken or foreign file
             raise DetectorError(f"the YuNet model file {path} is broken ({_first_line(e)})") from None
 
@@ -264,6 +270,7 @@ class YuNetOpenCvDetector(YuNetDetector):
 
     key = "yunet-opencv"
     name = "YuNet (OpenCV FaceDetectorYN)"
+    concurrent = False
 
     def __init__(self, model_file: str | Path | None = None, side: int = DETECT_SIDE, score: float = YUNET_SCORE,
                  nms: float = YUNET_NMS, rules: dict | None = None):

@@ -77,3 +77,16 @@ def test_both_yunet_runners_are_in_the_table_and_share_one_crop_geometry(tmp_pat
     for name in ("yunet", "yunet-opencv"):
         detector, note = open_detector(name, broken)
         assert detector.key == "haar" and "is broken" in note and str(broken) in note
+
+
+def test_concurrent_detections_give_each_photo_its_own_faces():
+    """YuNet's session runs without the lock: threads detecting different photos at once each get their own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    detector = YuNetDetector()
+    assert detector.concurrent and not YuNetOpenCvDetector.concurrent
+    photos = [load_image(f).rgb for f in list(face_counts())[:6]]
+    alone = [detector.detect(rgb) for rgb in photos]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(detector.detect, photos * 3))
+    assert together == alone * 3
