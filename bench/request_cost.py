@@ -20,7 +20,6 @@ faces. Printed, one JSON line each (medians over --runs, after --warmup):
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import platform
 import sys
@@ -39,6 +38,7 @@ from fer_demo.faces import detector_crop, extract  # noqa: E402
 from fer_demo.images import load_image  # noqa: E402
 from fer_demo.local_app import launched_app  # noqa: E402
 from fer_demo.paths import EXAMPLES_DIR  # noqa: E402
+from fer_demo.transforms import FULL_TTA  # noqa: E402
 
 CANVAS = (1280, 892)
 NOOP_APP = "bench/noop_app.py"
@@ -109,7 +109,7 @@ def work_calls(predictor, photo: Path) -> dict:
     def bare():
         rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         crops = np.stack([extract(rgb, detector_crop(d, opencv)) for d in opencv.detect(rgb)])
-        return predictor.classify(crops, "10-view")
+        return predictor.classify(crops, FULL_TTA)
 
     return {
         "decode": lambda: load_image(photo),
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
         size = Image.open(photo).size
         n_faces = len(predictor.analyze(photo).faces)
         emit(cpu=cpu_name(), photo=photo.name, size=f"{size[0]}x{size[1]}",
-             kb=round(len(io.BytesIO(photo.read_bytes()).getvalue()) / 1024), faces=n_faces,
+             kb=round(photo.stat().st_size / 1024), faces=n_faces,
              backend=predictor.backend, tta=predictor.tta, detector=predictor.detector.name, runs=args.runs,
              torch_threads=torch.get_num_threads())
         floor, request = requests(photo, args.runs, args.warmup)

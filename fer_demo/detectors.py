@@ -250,17 +250,21 @@ class YuNetDetector(FaceDetector):
         if not path.is_file():
             raise DetectorError(f"the YuNet model file {path} is missing")
         try:
-            self._session = cpu_session(path, YUNET_THREADS)
-            self._input = self._session.get_inputs()[0].name
+            self._open(path)
             self._detect(np.zeros((64, 64, 3), np.uint8), 1)  # a file may load and still not be YuNet
         except ImportError:
             raise DetectorError("onnxruntime, which runs YuNet, is not installed") from None
-        except Exception as e:  # onnxruntime raises its own exception types for a broken or foreign file
+        except Exception as e:  # onnxruntime and OpenCV raise their own types for a broken or foreign file
             raise DetectorError(f"the YuNet model file {path} is broken ({_first_line(e)})") from None
+
+    def _open(self, path: Path) -> None:
+        self._session = cpu_session(path, YUNET_THREADS)
+        self._input = self._session.get_inputs()[0].name
+        self._outputs = [o.name for o in self._session.get_outputs()]
 
     def _detect(self, small, min_side):
         blob, pad_w, pad_h = yunet_blob(small)
-        outputs = dict(zip((o.name for o in self._session.get_outputs()), self._session.run(None, {self._input: blob})))
+        outputs = dict(zip(self._outputs, self._session.run(self._outputs, {self._input: blob})))
         return decode_yunet(outputs, pad_w, pad_h, self.score, self.nms)
 
 
@@ -272,17 +276,8 @@ class YuNetOpenCvDetector(YuNetDetector):
     name = "YuNet (OpenCV FaceDetectorYN)"
     concurrent = False
 
-    def __init__(self, model_file: str | Path | None = None, side: int = DETECT_SIDE, score: float = YUNET_SCORE,
-                 nms: float = YUNET_NMS, rules: dict | None = None):
-        FaceDetector.__init__(self, side, rules)
-        path = Path(model_file or YUNET_FILE)
-        if not path.is_file():
-            raise DetectorError(f"the YuNet model file {path} is missing")
-        try:
-            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score, nms, YUNET_TOP_K)
-            self._detect(np.zeros((64, 64, 3), np.uint8), 1)  # a broken file often loads, then fails here
-        except cv2.error as e:
-            raise DetectorError(f"the YuNet model file {path} is broken ({_first_line(e)})") from None
+    def _open(self, path: Path) -> None:
+        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.score, self.nms, YUNET_TOP_K)
 
     def _detect(self, small, min_side):
         bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR) if small.ndim == 3 else cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
