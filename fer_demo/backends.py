@@ -41,6 +41,11 @@ def report_name(split: str, backend: str) -> str:
     return f"{split}_report{backend_suffix(backend)}.json"
 
 
+def predictions_name(split: str, backend: str) -> str:
+    """The per-face predictions behind a report: `test_predictions.json`, `test_predictions.onnx-int8.json`."""
+    return f"{split}_predictions{backend_suffix(backend)}.json"
+
+
 class OnnxClassifier:
     """Logits from an ONNX file through ONNX Runtime on the CPU; called like the torch model."""
 

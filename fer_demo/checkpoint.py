@@ -101,7 +101,11 @@ def write_model(folder: Path, model: torch.nn.Module, config: dict, dtype=None) 
     state = {k: v.detach().to("cpu", dtype=dtype if v.is_floating_point() and dtype else v.dtype)
              .contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / MODEL_FILE), metadata={"format": "pt"})
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+    write_config(folder, config)
+
+
+def write_config(folder: Path, config: dict) -> None:
+    (Path(folder) / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
 def read_config(path: str | Path) -> dict:

@@ -1,5 +1,9 @@
-"""The release recipe's pieces that need no training: the time budget, random crops, and the choice."""
+"""The release recipe's pieces that need no training: the time budget, random crops, the choice, and the
+steps between a run trained elsewhere and its packaging."""
 
+import json
+
+import pytest
 import torch
 
 from train.augment import AugmentConfig, augment_batch
@@ -48,3 +52,66 @@ def test_ablations_and_the_costlier_release_run_fit_the_250_epoch_budget():
     assert "--limit-train" not in ABLATION, "ablations train on every face"
     for recipe in RECIPES.values():
         assert ablations + recipe.epochs * recipe.cost <= 250
+
+
+def _run_folder(root, name: str, epoch: int, epochs: int, accuracy: float):
+    """A run folder as a GPU machine hands it back: configs and the log, no weights or training state."""
+    from fer_demo import checkpoint as ckpt
+
+    folder = root / name
+    for sub, config in (("last", {"epoch": epoch, "train_args": {"epochs": epochs}}),
+                        ("best", {"metrics": {"accuracy": accuracy, "split": "validation", "epoch": epoch}})):
+        (folder / sub).mkdir(parents=True)
+        ckpt.write_config(folder / sub, config)
+    (folder / "metrics.jsonl").write_text(json.dumps({"epoch": epoch, "val_acc": accuracy}) + "\n")
+    return folder
+
+
+def test_a_copied_run_folder_without_weights_counts_as_finished_by_its_config(tmp_path):
+    from train.release import best_validation, run_finished
+
+    assert run_finished(_run_folder(tmp_path, "done", 8, 8, 0.51))
+    assert not run_finished(_run_folder(tmp_path, "half", 4, 8, 0.40))
+    assert not run_finished(tmp_path / "missing")
+    assert best_validation(tmp_path / "done") == 0.51
+
+
+def test_train_only_stops_before_packaging_and_a_later_call_packages(tmp_path, monkeypatch):
+    """With every run trained, --train-only returns without touching the test split; the same call
+    without it goes on to package the chosen run (package stubbed: it needs the weights)."""
+    import train.release as release
+
+    monkeypatch.setattr(release, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(release, "LOG_DIR", tmp_path / "log")
+    for name, recipe in release.RECIPES.items():
+        ablation_epochs = int(release.ABLATION[release.ABLATION.index("--epochs") + 1])
+        _run_folder(release.RUNS, f"ablation-{name}", ablation_epochs, ablation_epochs, 0.5 + recipe.cost / 100)
+        _run_folder(release.RUNS, f"release-{name}", recipe.epochs, recipe.epochs, 0.7)
+    packaged = []
+    monkeypatch.setattr(release, "package", lambda folder, dest, dataset: packaged.append(folder.name))
+    deadline = release.Deadline(None)
+    assert release.release("data", tmp_path / "dest", deadline, train_only=True) and packaged == []
+    assert json.loads((release.LOG_DIR / "ablations.json").read_text())["chosen"] == "s1-40"
+    assert release.release("data", tmp_path / "dest", deadline) and packaged == ["release-s1-40"]
+    assert (release.RUNS / "exported").is_file()
+
+
+def test_the_shipped_files_validation_rescore_replaces_the_training_figure_within_tolerance(tmp_path):
+    from fer_demo import checkpoint as ckpt
+    from train.release import RESCORE_TOLERANCE, record_rescore
+
+    chosen = {"accuracy": 0.6982, "macro_f1": 0.67, "ece": 0.07, "n": 3589, "split": "validation", "epoch": 65}
+    ckpt.write_config(tmp_path, {"metrics": chosen})
+
+    def rescored(accuracy):
+        report = {"no_tta": {"accuracy": accuracy, "macro_f1": 0.673, "ece": 0.072, "n": 3589}}
+        (tmp_path / "validation_report.json").write_text(json.dumps(report))
+
+    rescored(0.6982 - RESCORE_TOLERANCE * 2)
+    with pytest.raises(SystemExit, match="apart"):
+        record_rescore(tmp_path)
+    rescored(0.6977)
+    record_rescore(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["metrics_in_training"] == chosen
+    assert config["metrics"]["accuracy"] == 0.6977 and config["metrics"]["epoch"] == 65

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from fer_demo import checkpoint as ckpt  # noqa: E402
 from fer_demo.backends import DIGEST_KEY, INT8_FILE, weights_digest  # noqa: E402
 from fer_demo.detectors import DETECT_SIDE, MIN_FACE_FRACTION, MIN_FACE_PIXELS, YUNET_NMS, YUNET_SCORE  # noqa: E402
+from fer_demo.explain import default_layer  # noqa: E402
 from fer_demo.faces import GEOMETRY, MAX_FACES, MAX_FACES_CLASSIFIED, SMALL_IMAGE_SIDE  # noqa: E402
 from fer_demo.images import MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE  # noqa: E402
 from fer_demo.model import stage_map_sizes  # noqa: E402
@@ -143,6 +144,7 @@ def export(checkpoint: Path, out: Path, yunet: Path = YUNET_FILE, opset: int = 1
         "arch": config["arch"],
         "stem": config["stem"],
         "cam_layer": CAM_LAYER,
+        "app_cam_layer": default_layer(map_sizes),  # the Python app's default Grad-CAM stage, for the page's note
         "precision": precision,  # of classifier.onnx: "int8" (the checkpoint's model.int8.onnx) or "fp32"
         "map_sizes": map_sizes,
         "fc_weight": [[float(v) for v in row] for row in fc.weight.detach().float().numpy()],

@@ -18,6 +18,15 @@ it prints "release: done". The steps, all fixed before the first one ran:
 
 Run folders live outside the work tree (FER_RUNS, default ~/.cache/fer-demo/runs),
 and each run's metrics.jsonl is copied into train/release-log/ for the record.
+
+Training and packaging may happen on two machines: on a GPU machine that holds
+only the train and validation splits,
+
+    python -m train.release --dataset DIR --train-only
+
+trains steps 1 and 2; copy each run folder's metrics.jsonl, last/config.json and
+best/config.json, and the chosen run's best/ whole, into FER_RUNS/release where
+the test split lives, and the same command without --train-only packages.
 """
 
 from __future__ import annotations
@@ -75,11 +84,17 @@ class Deadline:
         return self.end is not None and time.time() >= self.end
 
 
+def saved_config(folder: Path) -> dict:
+    """A run checkpoint's config.json, read without its weights (a copied run folder may lack them)."""
+    return json.loads((folder / ckpt.CONFIG_FILE).read_text())
+
+
 def run_finished(folder: Path) -> bool:
-    last = folder / "last"
-    if not (last / ckpt.STATE_FILE).is_file():
+    """Whether the run trained every epoch, by its `last/config.json` alone: a finished run folder copied
+    from another machine without its training state (optimizer, EMA) still counts as finished."""
+    if not (folder / "last" / ckpt.CONFIG_FILE).is_file():
         return False
-    config = ckpt.read_config(last)
+    config = saved_config(folder / "last")
     return config["epoch"] >= config["train_args"]["epochs"]
 
 
@@ -98,7 +113,7 @@ def train_to_end(folder: Path, argv: list[str], deadline: Deadline) -> bool:
 
 
 def best_validation(folder: Path) -> float:
-    return ckpt.read_config(folder / "best")["metrics"]["accuracy"]
+    return saved_config(folder / "best")["metrics"]["accuracy"]
 
 
 def choose(scores: dict[str, float]) -> str:
@@ -106,8 +121,9 @@ def choose(scores: dict[str, float]) -> str:
     return max(scores, key=lambda name: (scores[name], -RECIPES[name].cost))
 
 
-def release(dataset: str, dest: Path, deadline: Deadline) -> bool:
-    """Advance the release as far as the deadline allows; True when it is complete."""
+def release(dataset: str, dest: Path, deadline: Deadline, train_only: bool = False) -> bool:
+    """Advance the release as far as the deadline allows; True when it is complete (with `train_only`,
+    when the chosen run is trained: packaging, and with it the test split, is left to a later call)."""
     base = ["--dataset", dataset, *COMMON]
     scores = {}
     for name, recipe in RECIPES.items():
@@ -122,25 +138,49 @@ def release(dataset: str, dest: Path, deadline: Deadline) -> bool:
     recipe, folder = RECIPES[winner], RUNS / f"release-{winner}"
     if not train_to_end(folder, base + list(recipe.args) + ["--epochs", str(recipe.epochs)], deadline):
         return False
+    if train_only:
+        return True
     if not (RUNS / "exported").is_file():
         package(folder, dest, dataset)
         (RUNS / "exported").write_text(str(dest) + "\n")
     return True
 
 
+# How far the shipped file's validation accuracy may sit from the figure that chose it during training
+# (fp16 storage, and another machine's kernels, move a few faces).
+RESCORE_TOLERANCE = 0.002
+
+
+def record_rescore(dest: Path) -> None:
+    """Make config.json's metrics the evaluator's re-score of the shipped file on validation, keeping the
+    training-time figure that chose the checkpoint as `metrics_in_training`; fail if they differ by more
+    than RESCORE_TOLERANCE."""
+    config = saved_config(dest)
+    chosen = config.get("metrics_in_training", config["metrics"])
+    rescored = json.loads((dest / "validation_report.json").read_text())["no_tta"]
+    if abs(rescored["accuracy"] - chosen["accuracy"]) > RESCORE_TOLERANCE:
+        raise SystemExit(f"release: the shipped file scores {rescored['accuracy']:.4f} on validation, the run "
+                         f"chose it at {chosen['accuracy']:.4f}: more than {RESCORE_TOLERANCE} apart")
+    kept = {key: rescored[key] for key in ("accuracy", "macro_f1", "ece", "n")}
+    config.update(metrics_in_training=chosen, metrics=chosen | kept)
+    ckpt.write_config(dest, config)
+
+
 def package(folder: Path, dest: Path, dataset: str) -> None:
-    """Export, quantize, re-score validation, then score the test split once."""
-    steps = [
-        (export.main, [str(folder), str(dest)]),
-        (quantize.main, [str(dest), "--dataset", dataset]),
-        (evaluate.main, ["--checkpoint", str(dest), "--dataset", dataset, "--split", "validation"]),
-        (evaluate.main, ["--checkpoint", str(dest), "--dataset", dataset, "--split", "test", "--tta"]),
-        (evaluate.main, ["--checkpoint", str(dest), "--dataset", dataset, "--split", "test", "--tta",
-                         "--backend", "onnx-int8"]),
-    ]
-    for step, argv in steps:
-        if step(argv) != 0:
-            raise SystemExit(f"release: {step.__module__} {' '.join(argv)} failed")
+    """Export, quantize, re-score validation (recorded in config.json), then score the test split once."""
+    on = ["--checkpoint", str(dest), "--dataset", dataset]
+    run_step(export.main, [str(folder), str(dest)])
+    run_step(quantize.main, [str(dest), "--dataset", dataset])
+    run_step(evaluate.main, on + ["--split", "validation"])
+    run_step(evaluate.main, on + ["--split", "validation", "--backend", "onnx-int8"])
+    record_rescore(dest)
+    run_step(evaluate.main, on + ["--split", "test", "--tta"])
+    run_step(evaluate.main, on + ["--split", "test", "--tta", "--backend", "onnx-int8"])
+
+
+def run_step(main, argv: list[str]) -> None:
+    if main(argv) != 0:
+        raise SystemExit(f"release: {main.__module__} {' '.join(argv)} failed")
 
 
 def main(argv=None) -> int:
@@ -149,9 +189,14 @@ def main(argv=None) -> int:
     p.add_argument("--dest", default=str(ckpt.SHIPPED_CHECKPOINT))
     p.add_argument("--time-budget-min", type=float, default=None,
                    help="stop at the last epoch boundary that fits in this many minutes; run again to continue")
+    p.add_argument("--train-only", action="store_true",
+                   help="stop once the chosen run is trained, before export and the test split (for a GPU "
+                   "machine: copy the run folders' best/ and last/config.json back and package where the "
+                   "test split lives)")
     args = p.parse_args(argv)
-    if release(args.dataset, Path(args.dest), Deadline(args.time_budget_min)):
-        print("release: done")
+    if release(args.dataset, Path(args.dest), Deadline(args.time_budget_min), args.train_only):
+        print("release: trained; package with the same command without --train-only" if args.train_only
+              else "release: done")
     else:
         print(f"release: unfinished (runs in {RUNS}); continue with python -m train.release "
               f"--time-budget-min {args.time_budget_min or 150:g}")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from fer_demo import checkpoint as ckpt
-from fer_demo.backends import backend_suffix, load_classifier, report_name
+from fer_demo.backends import backend_suffix, load_classifier, predictions_name, report_name
 from fer_demo.data import load_fer
 from fer_demo.evaluation import classification_metrics
 from fer_demo.inference import predict_probs
@@ -17,23 +17,24 @@ def evaluate_and_report(checkpoint, dataset: str, split: str = "test", revision=
                         backend: str = "torch") -> dict:
     """Evaluate a checkpoint on one split, without and (optionally) with TTA.
 
-    Writes `<split>_report.json` and `<split>_confusion.png` into `out_dir`
-    (default: the checkpoint folder) and returns the report; another backend
-    than torch adds its name (`test_report.onnx-int8.json`).
+    Writes `<split>_report.json`, the per-face `<split>_predictions.json` it was
+    computed from, and `<split>_confusion.png` into `out_dir` (default: the
+    checkpoint folder) and returns the report; another backend than torch adds
+    its name (`test_report.onnx-int8.json`).
     """
     folder = ckpt.resolve(checkpoint)
     torch_model, config = ckpt.load_model(folder)
     model, backend, _ = load_classifier(folder, torch_model, backend)
     faces = load_fer(dataset, (split,), revision, {split: limit}, seed, log=log)[split]
-    report = {"checkpoint": str(folder), "dataset": dataset, "split": split, "n": len(faces), "backend": backend,
-              "no_tta": classification_metrics(predict_probs(model, faces.images, config, progress=progress),
-                                               faces.labels)}
+    probs = {"no_tta": predict_probs(model, faces.images, config, progress=progress)}
     if tta:
-        report["tta"] = classification_metrics(predict_probs(model, faces.images, config, tta=True,
-                                                             progress=progress), faces.labels)
+        probs["tta"] = predict_probs(model, faces.images, config, tta=True, progress=progress)
+    report = {"checkpoint": str(folder), "dataset": dataset, "split": split, "n": len(faces), "backend": backend,
+              **{mode: classification_metrics(p, faces.labels) for mode, p in probs.items()}}
     out_dir = Path(out_dir or folder)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / report_name(split, backend)).write_text(json.dumps(report, indent=2))
+    (out_dir / predictions_name(split, backend)).write_text(json.dumps(predictions_record(report, faces, probs)))
     plot_confusion(report["no_tta"], out_dir / f"{split}_confusion{backend_suffix(backend)}.png",
                    title=f"{split} ({backend}): accuracy {report['no_tta']['accuracy']:.4f}, "
                          f"macro-F1 {report['no_tta']['macro_f1']:.4f} (n={len(faces)}, no TTA)")
@@ -41,6 +42,18 @@ def evaluate_and_report(checkpoint, dataset: str, split: str = "test", revision=
         + (f"; with TTA {report['tta']['accuracy']:.4f} / {report['tta']['macro_f1']:.4f}" if tta else "")
         + f" (n={len(faces)}); report in {out_dir}")
     return report
+
+
+PREDICTION_DIGITS = 4  # decimals of the probabilities kept per face (the predicted class is kept exactly)
+
+
+def predictions_record(report: dict, faces, probs: dict) -> dict:
+    """Each face's true class, predicted class and rounded probabilities per mode: the report's confusion
+    matrices recount from it exactly, and the app's Test set tab reads faces per cell from it."""
+    return {key: report[key] for key in ("dataset", "split", "n", "backend")} | {
+        "true": faces.labels.tolist(),
+        **{mode: {"pred": p.argmax(1).tolist(), "probs": p.double().numpy().round(PREDICTION_DIGITS).tolist()}
+           for mode, p in probs.items()}}
 
 
 def summary_line(report: dict, tta: bool) -> dict:

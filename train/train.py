@@ -335,6 +335,7 @@ def resumed_args(args) -> tuple[argparse.Namespace, Path | None]:
 def build_run(args, rank: int, world: int, device: torch.device, log: Callable) -> Run:
     if args.workers_threads:
         torch.set_num_threads(args.workers_threads)
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed batch shapes: pick the fastest kernels once
     torch.manual_seed(args.seed + rank)
     random.seed(args.seed + rank)
     np.random.seed(args.seed + rank)

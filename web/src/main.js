@@ -67,9 +67,12 @@ function showCard(config) {
   $('card-accuracy').textContent = `FER2013 test accuracy (PrivateTest, ${c.test_n ?? '3,589'} faces, no test-time augmentation, as this page runs): ${pct(c.test_accuracy)}; macro-F1 ${c.test_macro_f1 == null ? 'n/a' : c.test_macro_f1.toFixed(3)}; validation accuracy ${pct(c.validation_accuracy)}.`;
   $('card-intended').textContent = c.intended;
   $('card-misuse').textContent = c.misuse;
-  const n = config.map_sizes[config.cam_layer], l3 = config.map_sizes.layer3;
+  const n = config.map_sizes[config.cam_layer], app = config.app_cam_layer, m = config.map_sizes[app];
   $('cam-layer').textContent = `${config.cam_layer}, a ${n}x${n} map`;
-  $('cam-layer-note').textContent = `The CAM is taken at ${config.cam_layer}, the last stage, because there it needs no gradients: after global average pooling and one linear layer, Grad-CAM is exactly the class's fc weights times the ${config.cam_layer} maps. With the ${config.stem} stem at ${config.input_size} px that map is ${n}x${n}, so each cell covers about ${Math.round(config.input_size / n)} px of the face; the Python app's default is layer3 (${l3}x${l3}), which needs a backward pass but shows finer detail.`;
+  const appNote = app === config.cam_layer
+    ? `the Python app's Grad-CAM defaults to the same stage (its deepest map of at least 6x6) and gives the same map for the top class.`
+    : `the Python app's default is ${app} (${m}x${m}), which needs a backward pass but shows finer detail.`;
+  $('cam-layer-note').textContent = `The CAM is taken at ${config.cam_layer}, the last stage, because there it needs no gradients: after global average pooling and one linear layer, Grad-CAM is exactly the class's fc weights times the ${config.cam_layer} maps. With the ${config.stem} stem at ${config.input_size} px that map is ${n}x${n}, so each cell covers about ${Math.round(config.input_size / n)} px of the face; ${appNote}`;
 }
 
 // One analysis at a time: the webcam loop and a photo never share the sessions mid-run.
