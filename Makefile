@@ -28,7 +28,7 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(PY) -m pytest
 
-# Not the servers, browsers, subprocess trainers and whole-split passes (marked slow): for iterating.
+# Not the servers, browsers, subprocess trainers and passes of thousands of views (marked slow): for iterating.
 test-fast: $(VENV)/.dev
 	$(PY) -m pytest -m "not slow"
 

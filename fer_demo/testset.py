@@ -5,8 +5,11 @@ without TTA) come from the checkpoint's `test_report.json` (`test_report.onnx-in
 int8 backend serves), so they load at once.
 The faces of a cell need the data set itself: it is loaded lazily, once, from
 `--dataset` / env FER_DATASET / the local copy beside the repo, else the Hub (as on a
-Space), and its predictions are computed once and cached. When none can be loaded,
-the tab says why and the rest of the app keeps serving.
+Space). Their predictions are the evaluator's, read from the per-face file beside the
+report (`test_predictions.json`, `test_predictions.onnx-int8.json`) when the checkpoint
+has one for the serving backend and the loaded faces are the ones it scored; otherwise
+(a checkpoint without it) they are computed once per mode and cached. When the data
+cannot be loaded, the tab says why and the rest of the app keeps serving.
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ from __future__ import annotations
 import json
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from .backends import report_name
+from .backends import predictions_name, report_name
 from .data import DEFAULT_DATASET
-from .labels import PROB_DIGITS, rounded_label_probs
+from .evaluation import confusion_matrix
+from .labels import NUM_CLASSES, PROB_DIGITS, rounded_label_probs
 from .paths import LOCAL_DATASET
 from .predictor import Predictor
 from .transforms import FULL_TTA, NO_TTA
@@ -52,8 +58,55 @@ def why_unavailable(dataset: str, error: Exception) -> str:
             f"--repo-type dataset --local-dir {LOCAL_DATASET}`.")
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """One mode's predictions for the test faces: the predicted class (N,) and the seven probabilities (N, 7)."""
+
+    classes: np.ndarray
+    probs: np.ndarray
+
+
+@dataclass(frozen=True)
+class ShippedPredictions:
+    """The evaluator's per-face file behind a report: each face's true class, and its predictions per
+    report key ("no_tta", "tta")."""
+
+    true: np.ndarray
+    by_key: dict[str, Predictions]
+
+
+def read_shipped_predictions(path: Path, report: dict | None) -> ShippedPredictions | None:
+    """The per-face predictions the report was computed from (written by train/report.py), or None when the
+    file is absent or unreadable, or is not the report's: another backend or face count, a mode missing, or a
+    confusion matrix that its faces do not recount to."""
+    try:
+        record = json.loads(path.read_text())
+        true = np.asarray(record["true"], dtype=np.int64)
+        by_key = {key: Predictions(np.asarray(record[key]["pred"], dtype=np.int64),
+                                   np.asarray(record[key]["probs"], dtype=np.float32))
+                  for key in MODES.values() if report and key in report}
+    except (OSError, ValueError, KeyError, TypeError):  # json.JSONDecodeError is a ValueError
+        return None
+    if not by_key or record.get("backend") != report.get("backend"):
+        return None
+    shipped = ShippedPredictions(true, by_key)
+    return shipped if all(_recounts_to(shipped, key, report) for key in by_key) else None
+
+
+def _recounts_to(shipped: ShippedPredictions, key: str, report: dict) -> bool:
+    """Whether one mode's predictions have the report's shape and recount to its confusion matrix."""
+    n, mode = len(shipped.true), shipped.by_key[key]
+    if n != report.get("n") or mode.classes.shape != (n,) or mode.probs.shape != (n, NUM_CLASSES):
+        return False
+    recount = confusion_matrix(torch.from_numpy(shipped.true), torch.from_numpy(mode.classes))
+    return recount.tolist() == report[key].get("confusion")
+
+
 class HeldOutSet:
-    """Report figures at once; the test faces, their predictions and per-cell lists on first use."""
+    """Report figures at once; the test faces, their predictions and per-cell lists on first use.
+
+    `limit` (or env FER_TEST_LIMIT) caps the faces whose predictions are computed here; faces whose
+    predictions ship with the checkpoint are all shown, since they cost nothing."""
 
     def __init__(self, predictor: Predictor, dataset: str | None = None, limit: int | None = None):
         self.predictor = predictor
@@ -62,9 +115,11 @@ class HeldOutSet:
         self.limit = limit if limit is not None else (int(env_limit) if env_limit else None)
         self.report_file = report_name("test", predictor.backend)  # the figures of the backend that serves
         self.report = self._read_report(Path(predictor.folder) / self.report_file)
+        self.predictions_file = predictions_name("test", predictor.backend)  # and the faces behind them
+        self.shipped = read_shipped_predictions(Path(predictor.folder) / self.predictions_file, self.report)
         self._lock = threading.Lock()
         self._faces = None  # (images uint8 (N,48,48), labels (N,))
-        self._probs: dict[str, np.ndarray] = {}  # mode -> (N, 7)
+        self._predictions: dict[str, Predictions] = {}  # mode -> its predictions of the loaded faces
         self._error: str | None = None
 
     @staticmethod
@@ -121,43 +176,61 @@ class HeldOutSet:
 
     # --- the faces themselves ---
 
+    def _faces_to_load(self) -> int | None:
+        """How many test faces to load (None: all): the report's count, so that they are the faces it scored
+        (the evaluator's --limit takes the same seeded subset), capped by `limit` unless they ship predicted."""
+        counts = [x for x in (self.report and self.report.get("n"), None if self.shipped else self.limit) if x]
+        return min(counts) if counts else None
+
     def faces(self, progress=None):
-        """(images, labels) of the test split, loaded once."""
+        """(images, labels) of the test split, loaded once. The shipped predictions serve only if these are
+        the faces they were made for (the same labels in the same order); else they are set aside, and these
+        faces are predicted here."""
         with self._lock:
             if self._faces is None:
                 if self._error:
                     raise DatasetUnavailable(self._error)
                 from .data import load_fer
 
-                n = self.report.get("n") if self.report else None
-                limit = min(x for x in (n, self.limit) if x) if (n or self.limit) else None
                 if progress:
                     progress(0.05, f"loading the test split of {self.dataset}")
                 try:
-                    split = load_fer(self.dataset, ("test",), limits={"test": limit}, log=lambda *a: None)["test"]
+                    split = load_fer(self.dataset, ("test",), limits={"test": self._faces_to_load()},
+                                     log=lambda *a: None)["test"]
                 except Exception as e:  # no copy, no network, or not FER2013
                     self._error = why_unavailable(self.dataset, e)
                     raise DatasetUnavailable(self._error) from None
                 self._faces = (split.images.numpy(), split.labels.numpy())
+                if self.shipped is not None and not np.array_equal(self.shipped.true, self._faces[1]):
+                    self.shipped = None
             return self._faces
 
-    def probs(self, mode: str = NO_TTA_MODE, progress=None) -> np.ndarray:
-        """The test faces' probabilities as the report's `mode` computes them (TTA: the evaluator's views),
-        predicted once per mode."""
+    def serves_shipped(self, mode: str = NO_TTA_MODE) -> bool:
+        """Whether the faces' `mode` predictions are read from the checkpoint's predictions file (once the
+        faces are loaded; before, whether they will be if the faces match)."""
+        return self.shipped is not None and MODES.get(mode) in self.shipped.by_key
+
+    def predictions(self, mode: str = NO_TTA_MODE, progress=None) -> Predictions:
+        """The test faces' predictions as the report's `mode` made them (TTA: the evaluator's views): read
+        from the shipped file, or predicted here, once per mode."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         images, _ = self.faces(progress)
         with self._lock:
-            if mode not in self._probs:
-                probs = np.zeros((len(images), len(self.predictor.labels)), np.float32)
-                step = 512  # faces per classify() call, one batch each (see predict_probs): coarse progress steps
-                for start in range(0, len(images), step):
-                    if progress:
-                        progress(0.1 + 0.9 * start / max(len(images), 1),
-                                 f"predicting test faces {start}/{len(images)} ({mode})")
-                    probs[start:start + step] = self.predictor.classify(images[start:start + step], TTA_OF[mode])
-                self._probs[mode] = probs
-            return self._probs[mode]
+            if mode not in self._predictions:
+                self._predictions[mode] = self.shipped.by_key[MODES[mode]] if self.serves_shipped(mode) \
+                    else self._predict(images, mode, progress)
+            return self._predictions[mode]
+
+    def _predict(self, images: np.ndarray, mode: str, progress=None) -> Predictions:
+        probs = np.zeros((len(images), len(self.predictor.labels)), np.float32)
+        step = 512  # faces per classify() call, one batch each (see predict_probs): coarse progress steps
+        for start in range(0, len(images), step):
+            if progress:
+                done = 0.1 + 0.9 * start / max(len(images), 1)
+                progress(done, f"predicting test faces {start}/{len(images)} ({mode})")
+            probs[start:start + step] = self.predictor.classify(images[start:start + step], TTA_OF[mode])
+        return Predictions(probs.argmax(1), probs)
 
     def cell(self, true: str, predicted: str, max_faces: int = 12, mode: str = NO_TTA_MODE, progress=None) -> dict:
         """The `/confusion` answer: test faces of true class `true` that the model predicts as `predicted`."""
@@ -167,10 +240,10 @@ class HeldOutSet:
                 raise ValueError(f"unknown class {name!r}; choose one of {', '.join(labels)}")
         t, p = labels.index(true), labels.index(predicted)
         _, y = self.faces(progress)
-        probs = self.probs(mode, progress)
-        pred = probs.argmax(1)
+        predictions = self.predictions(mode, progress)
+        pred, probs = predictions.classes, predictions.probs
         index = np.nonzero((y == t) & (pred == p))[0]
-        order = index[np.argsort(-probs[index, p])]  # most confident first
+        order = index[np.argsort(-probs[index, p], kind="stable")]  # most confident first
         shown = order[:max_faces]
         n_true = int((y == t).sum())
         return {

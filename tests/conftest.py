@@ -69,7 +69,7 @@ def app_server(tmp_path_factory):
     from fer_demo.local_app import LaunchError, launched_app
 
     log_path = tmp_path_factory.mktemp("app") / "app.log"
-    env = {"OMP_NUM_THREADS": "1", "FER_TEST_LIMIT": "300"}
+    env = {"OMP_NUM_THREADS": "1"}
     if LOCAL_DATASET.exists():
         env["FER_DATASET"] = str(LOCAL_DATASET)
     try:

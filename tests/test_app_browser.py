@@ -12,15 +12,19 @@ import time
 
 import pytest
 
+from fer_demo.backends import predictions_name
 from fer_demo.labels import FER_LABELS
 from fer_demo.paths import EXAMPLES_DIR
 
-from .support.browser import keep_screenshot
+from .support.browser import keep_screenshot, labelled_fps, open_app_page, start_webcam
 
 
 pytestmark = pytest.mark.slow
-MIN_WEBCAM_FPS = 2.0
-MIN_LIVE_CAM_FPS = 1.0  # a floor for a shared CI machine; bench/latency.py gives the rate (webcam_frame_cam)
+# Labelled frames a second that reach the page from the fake camera's 30 frames/s clip: about 19 on an idle
+# 2-core machine, 12 with live Grad-CAM (bench/webcam_fps.py). Floors for a loaded CI machine, which a stream
+# that stalls, or answers every frame with the same image, falls under.
+MIN_WEBCAM_FPS = 5.0
+MIN_LIVE_CAM_FPS = 1.0  # polled here while reading each frame's pixels back, which slows the page itself
 # Deep-blue pixels (the cold end of the jet colour map) in a #live-out frame: without Grad-CAM the astronaut
 # frame has about 0.03% of them, with it about 0.5% (her face's crop square is mostly cold).
 MAX_BLUE_PLAIN, MIN_BLUE_CAM = 0.001, 0.0025
@@ -28,13 +32,9 @@ MAX_BLUE_PLAIN, MIN_BLUE_CAM = 0.001, 0.0025
 
 @pytest.fixture
 def page(chromium, app_server):
-    context = chromium.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(app_server, wait_until="domcontentloaded")
-    page.wait_for_selector("#photo input[type=file]", state="attached")
+    page = open_app_page(chromium, app_server)
     yield page
-    context.close()
+    page.context.close()
 
 
 def _wait_for_image(page, selector: str):
@@ -83,14 +83,6 @@ def test_explorer_grid_of_seven_maps(page, tmp_path):
     keep_screenshot(page, tmp_path, "app_explorer.png")
 
 
-def _start_webcam(page):
-    page.get_by_text("Live webcam").click()
-    webcam = page.locator("#live-in")
-    webcam.get_by_text("Click to Access Webcam").click()
-    webcam.locator("button:visible", has_text="Record").click()
-    _label_text(page, "#live-label")  # the fake camera shows the astronaut: a face gets labelled
-
-
 FRAME = """s => {
   const img = document.querySelector(s);
   if (!img || !img.complete || !img.naturalWidth) return null;
@@ -119,21 +111,16 @@ def _watch_live(page, seconds: float) -> tuple[float, list[float]]:
 
 
 def test_live_webcam_labels_faces_fast_enough(page, tmp_path):
-    _start_webcam(page)
-    changes, last, start = 0, None, time.time()
-    while time.time() - start < 6.0:
-        src = page.get_attribute("#live-out img", "src")
-        if src and src != last:
-            changes, last = changes + 1, src
-        page.wait_for_timeout(30)
-    fps = changes / (time.time() - start)
-    print(f"live webcam: {fps:.1f} labelled frames/s")
+    start_webcam(page)  # the fake camera shows the astronaut: a face gets labelled
+    page.wait_for_timeout(1000)
+    fps = labelled_fps(page, 6.0)
+    print(f"live webcam: {fps:.1f} labelled frames/s reached the page")
     keep_screenshot(page, tmp_path, "app_webcam.png")
     assert fps >= MIN_WEBCAM_FPS, f"live webcam mode ran at {fps:.1f} labelled frames/s"
 
 
 def test_live_grad_cam_draws_heatmaps_and_keeps_up(page, tmp_path):
-    _start_webcam(page)
+    start_webcam(page)
     _, plain = _watch_live(page, 4.0)
     page.get_by_label("Live Grad-CAM").check()
     page.wait_for_timeout(1000)  # frames already on their way were drawn without
@@ -156,9 +143,10 @@ CELL = """([row, col]) => {
   const first = [...m.querySelectorAll('[role=gridcell][data-col="0"]')].find(e => e.innerText.trim() === row);
   return c > 0 && first ? `#confusion-matrix [data-testid="cell-${first.dataset.row}-${c}"]` : null;
 }"""
+SERVED = "onnx-int8"  # the backend app.py serves
 CELL_MESSAGE = re.compile(r"(\d+) of the (\d+) test faces labelled (\w+) are predicted (\w+) \(.*; n=(\d+); "
-                          r"(no TTA|TTA), predictions recomputed here; "
-                          r"the report counts (\d+) in all its \d+ test faces\)")
+                          rf"(no TTA|TTA), predictions from {re.escape(predictions_name('test', SERVED))}; "
+                          r"the report counts (\d+) in all its (\d+) test faces\)")
 
 
 ROWS = "() => [...document.querySelectorAll('#confusion-matrix [role=row]')].map(r => r.innerText.trim())"
@@ -183,9 +171,9 @@ def _click_cell(page, true: str, predicted: str, mode: str) -> tuple[str, int]:
     message = page.inner_text("#cell-message")
     match = CELL_MESSAGE.search(message)
     assert match, message
-    count, total, t, p, n, shown_mode, report_count = match.groups()
-    assert (t, p, shown_mode) == (true, predicted, mode) and int(n) == 300  # FER_TEST_LIMIT of the fixture
-    assert 0 < int(count) <= int(total), message
+    count, total, t, p, n, shown_mode, report_count, report_n = match.groups()
+    assert (t, p, shown_mode) == (true, predicted, mode) and n == report_n  # the report's faces, all of them
+    assert 0 < int(count) <= int(total) and count == report_count, message
     page.wait_for_function(
         "n => { const imgs = [...document.querySelectorAll('#cell-gallery img')];"
         " return imgs.length === n && imgs.every(i => i.complete && i.naturalWidth > 0); }",

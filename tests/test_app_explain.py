@@ -24,8 +24,9 @@ from fer_demo.paths import EXAMPLES_DIR
 
 FACE_FILE = EXAMPLES_DIR / "fer2013" / "happy_test2340.png"  # the face most tests explain
 FAST_METHODS = [m for m in METHODS if m not in SLOW_METHODS]
-MIN_CLASS_GAP = 0.02  # mean |difference| between two classes' maps; at least 0.05 on the test face
-ROAD_MARGIN = 0.1  # mean ROAD score of real Grad-CAM maps over their inverses; about 0.4 on the faces it is tested on
+MIN_CLASS_GAP = 0.02  # mean |difference| between two classes' maps; at least 0.023 on the test face (LayerCAM)
+PERTURBATION_LAYER = "layer1"  # the fewest channels (64): ScoreCAM and AblationCAM run a forward pass per channel
+ROAD_MARGIN = 0.1  # mean ROAD score of real Grad-CAM maps over their inverses; about 0.33 on the faces it is tested on
 
 
 def _hook_count(model) -> int:
@@ -61,12 +62,12 @@ def test_gradient_and_eigen_methods_give_a_real_map(predictor, face, method):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", SLOW_METHODS)
 def test_perturbation_methods_give_a_real_map_and_restore_the_model(predictor, face, method):
-    layer_before = type(predictor.cam_model.layer4)
+    layer_before = type(getattr(predictor.cam_model, PERTURBATION_LAYER))
     seen = []
-    cams = compute_cams(predictor, face[None], [0], method, "layer4", progress=lambda f, d: seen.append(f))
+    cams = compute_cams(predictor, face[None], [0], method, PERTURBATION_LAYER, progress=lambda f, d: seen.append(f))
     assert cams.shape == (1, 48, 48) and cams.std() > 0.01
     assert seen and seen[-1] == 1.0  # progress reported up to done
-    assert type(predictor.cam_model.layer4) is layer_before  # AblationCAM swapped it back
+    assert type(getattr(predictor.cam_model, PERTURBATION_LAYER)) is layer_before  # AblationCAM swapped it back
     assert _hook_count(predictor.cam_model) == 0
 
 
@@ -127,14 +128,14 @@ def test_faithfulness_prefers_the_real_map_over_its_inverse(predictor, fer_test_
     probs = predictor.classify(faces)
     keep = np.argsort(-probs.max(1))[:6]
     faces, classes = faces[keep], [int(c) for c in probs[keep].argmax(1)]
-    cams = compute_cams(predictor, faces, classes, "GradCAM", "layer3")
+    cams = compute_cams(predictor, faces, classes, "GradCAM", default_layer(predictor.map_sizes))
 
     def road(maps):
         return np.array([s["road"] for s in faithfulness(predictor, faces, maps, classes)])
 
     real, inverse, flat = road(cams), road(1.0 - cams), road(np.full_like(cams, 0.5))
     assert np.isfinite(real).all() and np.isfinite(inverse).all() and np.isfinite(flat).all()
-    # here: about +0.20 for the maps, -0.20 for their inverses, 0.00 for the flat map
+    # here: about +0.17 for the maps, -0.17 for their inverses, 0.00 for the flat map
     assert real.mean() > inverse.mean() + ROAD_MARGIN, (real, inverse)
     assert real.mean() > flat.mean() + ROAD_MARGIN / 2, (real, flat)
     assert np.ptp(real) > ROAD_MARGIN / 2, real  # each face and map its own score
@@ -175,7 +176,8 @@ def test_concurrent_predictions_and_explanations_do_not_interfere(predictor, fac
 @pytest.mark.parametrize("method", FAST_METHODS)
 def test_class_dependence_is_what_the_method_table_says(predictor, face, method):
     """A class-agnostic method gives all 7 classes one map; any other gives each class its own."""
-    cams = compute_cams(predictor, np.repeat(face[None], 7, axis=0), list(range(7)), method, "layer3")
+    cams = compute_cams(predictor, np.repeat(face[None], 7, axis=0), list(range(7)), method,
+                        default_layer(predictor.map_sizes))
     if METHODS[method].class_agnostic:
         assert max(_class_gaps(cams).values()) < 1e-6
     else:

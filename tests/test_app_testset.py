@@ -1,5 +1,6 @@
 """fer_demo.testset and the Test set tab: report figures without the data, the clickable confusion matrix,
-and faces per confusion cell (recomputed, with and without TTA) with it."""
+and faces per confusion cell with it, with and without TTA: read from the predictions file that ships beside
+the report, or recomputed for a checkpoint without one."""
 
 from __future__ import annotations
 
@@ -9,20 +10,25 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from fer_demo.backends import report_name
+from fer_demo.backends import predictions_name, report_name
 from fer_demo.data import DEFAULT_DATASET
 from fer_demo.labels import FER_LABELS
 from fer_demo.paths import LOCAL_DATASET
 from fer_demo.ui.testset_tab import (CORNER, COUNTS, ROW_NORMALIZED, api_confusion, api_test_report, clicked_cell,
                                   matrix_table, render_cell, render_figure)
-from fer_demo.testset import MODES, DatasetUnavailable, HeldOutSet, resolve_dataset
+from fer_demo.testset import (MODES, DatasetUnavailable, HeldOutSet, ShippedPredictions, read_shipped_predictions,
+                              resolve_dataset)
 
 
-LIMIT = 150  # test faces the data tests load
+LIMIT = 64  # test faces the tab loads when it predicts them itself (2 of them change class with TTA)
 
 
 def _silent(*args, **kwargs):
     return None
+
+
+def _never_called(*args, **kwargs):
+    raise AssertionError("the test faces were classified")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +45,18 @@ def no_data(predictor):
 
 @pytest.fixture(scope="module")
 def held(predictor, fer2013):
-    return HeldOutSet(predictor, dataset=str(fer2013), limit=LIMIT)
+    """The tab as for a checkpoint without a predictions file: it predicts LIMIT test faces itself."""
+    held = HeldOutSet(predictor, dataset=str(fer2013), limit=LIMIT)
+    held.shipped = None
+    return held
+
+
+@pytest.fixture(scope="module")
+def shipped(predictor, fer2013):
+    """The tab as the app serves the shipped checkpoint: the whole test split, predictions from its file."""
+    held = HeldOutSet(predictor, dataset=str(fer2013), limit=LIMIT)  # the limit binds predictions made here only
+    assert held.shipped is not None, f"the shipped checkpoint has no usable {held.predictions_file}"
+    return held
 
 
 def test_figures_come_from_the_shipped_report(no_data, report):
@@ -148,6 +165,7 @@ def test_dataset_resolution(monkeypatch):
     assert resolve_dataset(None) == (str(LOCAL_DATASET) if LOCAL_DATASET.exists() else DEFAULT_DATASET)
 
 
+
 @pytest.mark.parametrize("mode", list(MODES))
 def test_cells_partition_the_loaded_test_faces(held, predictor, mode):
     calls = []
@@ -159,7 +177,7 @@ def test_cells_partition_the_loaded_test_faces(held, predictor, mode):
     for t in FER_LABELS:
         assert sum(cells[t, p]["count"] for p in FER_LABELS) == cells[t, t]["row_total"]
     images, labels = held.faces()
-    probs = held.probs(mode)
+    probs = held.predictions(mode).probs
     assert images.shape == (LIMIT, 48, 48) and labels.shape == (LIMIT,) and probs.shape == (LIMIT, 7)
     for (t, p), c in cells.items():
         assert len(c["faces"]) == min(3, c["count"])
@@ -178,28 +196,35 @@ def test_cells_partition_the_loaded_test_faces(held, predictor, mode):
 
 def test_tta_mode_averages_the_evaluators_ten_views(held, predictor):
     images, _ = held.faces()
-    few = slice(0, 48)  # recomputed for a few faces: each face's probabilities do not depend on its batch
-    np.testing.assert_allclose(held.probs("TTA")[few], predictor.classify(images[few], "10-view"), atol=1e-5)
-    np.testing.assert_allclose(held.probs("no TTA")[few], predictor.classify(images[few], "none"), atol=1e-5)
-    assert (held.probs("TTA").argmax(1) != held.probs("no TTA").argmax(1)).any()
+    few = slice(0, 16)  # recomputed for a few faces: each face's probabilities do not depend on its batch
+    tta, plain = held.predictions("TTA"), held.predictions("no TTA")
+    np.testing.assert_allclose(tta.probs[few], predictor.classify(images[few], "10-view"), atol=1e-5)
+    np.testing.assert_allclose(plain.probs[few], predictor.classify(images[few], "none"), atol=1e-5)
+    assert np.array_equal(tta.classes, tta.probs.argmax(1)) and (tta.classes != plain.classes).any()
+    assert not held.serves_shipped("TTA")
     with pytest.raises(ValueError, match="unknown mode"):
-        held.probs("flip")
+        held.predictions("flip")
+
+
+def _assert_rendered(message: str, gallery, out: dict, source: str) -> None:
+    """The cell's message names its counts and where its predictions came from; each gallery item is a gray
+    face beside its coloured CAM, captioned with the face's index and prediction."""
+    assert f"**{out['count']}** of the {out['row_total']} test faces labelled **{out['true']}** are predicted " \
+           f"**{out['predicted']}**" in message
+    assert f"n={out['n_test']}; {out['mode']}, {source}" in message
+    assert len(gallery) == len(out["faces"]) == min(12, out["count"]) > 0
+    for (pair, caption), f in zip(gallery, out["faces"]):
+        assert pair.shape == (128, 256, 3) and caption.startswith(f"#{f['test_index']}: {f['predicted']} ")
+        face, cam = pair[:, :128].astype(int), pair[:, 128:].astype(int)
+        assert (face[..., 0] == face[..., 2]).all() and np.abs(cam[..., 0] - cam[..., 2]).mean() > 10
 
 
 def test_api_confusion_and_its_rendering(held, predictor):
     for mode in MODES:
         out = api_confusion(held, "happy", "happy", mode, progress=_silent)
-        assert out["mode"] == mode and out["true"] == out["predicted"] == "happy"
+        assert out["mode"] == mode and out["true"] == out["predicted"] == "happy" and out["n_test"] == LIMIT
         assert out["report_count"] == held.report_count(3, 3, mode)
-        message, gallery = render_cell(predictor, held, out)
-        assert f"**{out['count']}** of the {out['row_total']} test faces labelled **happy** are predicted " \
-               f"**happy**" in message
-        assert f"n={LIMIT}; {mode}, predictions recomputed here" in message
-        assert len(gallery) == len(out["faces"]) == min(12, out["count"]) > 0
-        for (pair, caption), f in zip(gallery, out["faces"]):
-            assert pair.shape == (128, 256, 3) and caption.startswith(f"#{f['test_index']}: happy ")
-            face, cam = pair[:, :128].astype(int), pair[:, 128:].astype(int)
-            assert (face[..., 0] == face[..., 2]).all() and np.abs(cam[..., 0] - cam[..., 2]).mean() > 10
+        _assert_rendered(*render_cell(predictor, held, out), out, "predictions recomputed here")
     with pytest.raises(gr.Error, match="unknown class"):
         api_confusion(held, "bored", "sad", progress=_silent)
     with pytest.raises(gr.Error, match="unknown mode"):
@@ -207,22 +232,52 @@ def test_api_confusion_and_its_rendering(held, predictor):
     assert render_cell(predictor, held, None) == ("", None)
 
 
-@pytest.fixture(scope="module")
-def whole_split(predictor, fer2013):
-    """The tab over the whole test split (no limit): loaded once, each mode's predictions made once."""
-    return HeldOutSet(predictor, dataset=str(fer2013))
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize("mode", list(MODES))
-def test_recomputed_cells_reproduce_the_shipped_report(whole_split, predictor, report, mode):
-    """Over the whole split, the tab's recomputed cells give the report's confusion matrix: without TTA the
-    app's path from uint8 face to probabilities (Predictor.classify), with it the evaluator's ten views. A few
-    faces may differ, no more. The one pass over the whole split per mode."""
-    assert report["backend"] == predictor.backend  # the figures of the backend that classifies
-    cells = [[whole_split.cell(t, p, max_faces=0, mode=mode)["count"] for p in FER_LABELS] for t in FER_LABELS]
-    shipped = np.asarray(report[MODES[mode]]["confusion"])
-    assert whole_split.cell("angry", "angry", max_faces=0, mode=mode)["n_test"] == report["n"] == shipped.sum()
-    assert np.abs(np.asarray(cells) - shipped).sum() <= 2 * 7  # each moved face counts twice
-    accuracy = np.trace(cells) / report["n"]
-    assert accuracy == pytest.approx(report[MODES[mode]]["accuracy"], abs=0.002)  # at most 7 of 3,589 faces
+def test_shipped_predictions_give_the_reports_cells_at_once(shipped, predictor, report, mode, monkeypatch):
+    """Served from the predictions file: every cell of the whole split holds the report's count, and its faces
+    carry the file's classes and probabilities, most confident first. Nothing is classified."""
+    record = json.loads((predictor.folder / predictions_name("test", predictor.backend)).read_text())[MODES[mode]]
+    with monkeypatch.context() as patched:
+        patched.setattr(predictor, "classify", _never_called)
+        cells = {(t, p): api_confusion(shipped, t, p, mode, progress=_silent) for t in FER_LABELS for p in FER_LABELS}
+    assert shipped.serves_shipped(mode) and {c["n_test"] for c in cells.values()} == {report["n"]}
+    assert [[cells[t, p]["count"] for p in FER_LABELS] for t in FER_LABELS] == report[MODES[mode]]["confusion"]
+    assert all(c["count"] == c["report_count"] for c in cells.values())
+    for c in cells.values():
+        for f in c["faces"]:
+            i = f["test_index"]
+            assert FER_LABELS[record["pred"][i]] == f["predicted"] == c["predicted"]
+            assert list(f["probabilities"].values()) == pytest.approx(record["probs"][i], abs=1e-9)
+            assert f["confidence"] == max(record["probs"][i])
+        confidences = [f["confidence"] for f in c["faces"]]
+        assert confidences == sorted(confidences, reverse=True)
+    out = cells["happy", "happy"]
+    _assert_rendered(*render_cell(predictor, shipped, out), out, f"predictions from {shipped.predictions_file}")
+
+
+def _with_key(path, record: dict, key: str, value) -> dict:
+    path.write_text(json.dumps({**record, key: value}))
+    return path
+
+
+def test_a_predictions_file_serves_only_the_report_and_the_faces_it_was_made_for(shipped, report, predictor,
+                                                                                  tmp_path):
+    """A user's checkpoint without the file, a file of another backend or whose faces do not recount to the
+    report: the tab predicts itself. Loaded faces with other labels (another copy of the data) set it aside."""
+    path = predictor.folder / predictions_name("test", predictor.backend)
+    record = json.loads(path.read_text())
+    assert read_shipped_predictions(tmp_path / "absent.json", report) is None
+    assert read_shipped_predictions(_with_key(tmp_path / "p.json", record, "backend", "other"), report) is None
+    moved = {**record["tta"], "pred": [(c + 1) % 7 if i == 0 else c for i, c in enumerate(record["tta"]["pred"])]}
+    assert read_shipped_predictions(_with_key(tmp_path / "p.json", record, "tta", moved), report) is None
+    assert read_shipped_predictions(_with_key(tmp_path / "p.json", record, "true", record["true"][1:]), report) is None
+    (tmp_path / "broken.json").write_text("{")
+    assert read_shipped_predictions(tmp_path / "broken.json", report) is None
+    assert read_shipped_predictions(path, None) is None
+    assert read_shipped_predictions(path, report).by_key.keys() == {"no_tta", "tta"}
+
+    other_copy = HeldOutSet(predictor, dataset=shipped.dataset)
+    other_copy.shipped = ShippedPredictions(np.roll(other_copy.shipped.true, 1), other_copy.shipped.by_key)
+    assert other_copy.serves_shipped("TTA")
+    other_copy.faces()
+    assert other_copy.shipped is None and not other_copy.serves_shipped("TTA")

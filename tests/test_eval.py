@@ -13,9 +13,11 @@ from fer_demo.inference import predict_probs
 from fer_demo.transforms import FER_MEAN, FER_STD
 from train.evaluate import main as evaluate_main
 
-from .support.fer_samples import kaggle_rows, needs_fer2013, write_kaggle_csv, write_parquet_split
+from .support.fer_samples import kaggle_rows, write_kaggle_csv, write_parquet_split
+from .support.predictions import counted_figures, recounted
 
-EVAL_FACES = 64  # test faces the evaluator's own run scores, with and without TTA
+EVAL_FACES = 32  # test faces the evaluator's own run scores, with and without TTA
+SCHEMA_FACES = 64  # test faces scored in each schema
 
 
 def _probs(preds, confidence):
@@ -55,8 +57,7 @@ def _evaluate(capsys, *args):
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
-@needs_fer2013
-def test_evaluator_last_line_and_report(tmp_path, capsys):
+def test_evaluator_last_line_report_and_predictions(tmp_path, capsys, fer_data):
     line = _evaluate(capsys, "--dataset", str(LOCAL_DATASET), "--split", "test", "--limit", str(EVAL_FACES), "--tta",
                      "--out", str(tmp_path))
     assert line["n"] == EVAL_FACES and line["tta"] is True
@@ -67,10 +68,14 @@ def test_evaluator_last_line_and_report(tmp_path, capsys):
     assert line["accuracy_no_tta"] == pytest.approx(sum(cm[i][i] for i in range(7)) / EVAL_FACES)
     assert line["accuracy"] == report["tta"]["accuracy"]
     assert (tmp_path / "test_confusion.png").stat().st_size > 1000
+    predictions = json.loads((tmp_path / "test_predictions.json").read_text())  # the faces behind the figures
+    assert predictions["true"] == fer_data.arrays("test", EVAL_FACES)[1].tolist()  # the --limit subset, in order
+    for key in ("no_tta", "tta"):
+        assert recounted(predictions, key) == counted_figures(report[key])
 
 
 def test_same_accuracy_from_parquet_reordered_labels_and_kaggle_csv(tmp_path, capsys, fer_data):
-    images, labels = fer_data.arrays("test", 200)
+    images, labels = fer_data.arrays("test", SCHEMA_FACES)
     hub = tmp_path / "hub"
     write_parquet_split(hub, "test", images, labels, list(FER_LABELS))
     reordered = tmp_path / "reordered"
@@ -79,7 +84,7 @@ def test_same_accuracy_from_parquet_reordered_labels_and_kaggle_csv(tmp_path, ca
     csv = write_kaggle_csv(tmp_path / "fer2013.csv", kaggle_rows(images, labels, "PrivateTest"))
     lines = [_evaluate(capsys, "--dataset", str(d), "--split", "test", "--out", str(tmp_path / f"r{i}"))
              for i, d in enumerate((hub, reordered, csv))]
-    assert lines[0]["n"] == lines[1]["n"] == lines[2]["n"] == 200
+    assert lines[0]["n"] == lines[1]["n"] == lines[2]["n"] == SCHEMA_FACES
     assert lines[0]["accuracy"] == lines[1]["accuracy"] == lines[2]["accuracy"]
     assert lines[0]["macro_f1"] == lines[1]["macro_f1"] == lines[2]["macro_f1"]
 

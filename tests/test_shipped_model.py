@@ -1,6 +1,6 @@
 """The shipped model: its reports agree with the checkpoint and with themselves, and its accuracy on a fixed
-sample of real PrivateTest faces stays above a floor (the full split is recomputed, with and without TTA, in
-test_app_testset.py)."""
+sample of real PrivateTest faces stays above a floor (the reports' per-face predictions are recounted and
+spot re-scored in test_shipped_predictions.py)."""
 
 import json
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_demo.backends import INT8_FILE
+from fer_demo.backends import BACKENDS, INT8_FILE, predictions_name, report_name
 from fer_demo.checkpoint import MODEL_FILE, SHIPPED_CHECKPOINT
 from fer_demo.data import DEFAULT_DATASET
 from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT, YUNET_FILE
@@ -116,10 +116,12 @@ def test_requirements_txt_installs_what_the_app_imports(listing):
 
 
 def test_dry_run_lists_the_app_model_and_detector(listing):
+    """Also each backend's test report and the per-face predictions behind it, which the Test set tab serves."""
     needed = ["app.py", "requirements.txt", "README.md", "LICENSE", "MODEL_CARD.md",
               _rel(SHIPPED_CHECKPOINT / MODEL_FILE), _rel(SHIPPED_CHECKPOINT / INT8_FILE),
               _rel(YUNET_FILE), _rel(YUNET_FILE.parent / "LICENSE"), "fer_demo/__init__.py",
-              _rel(EXAMPLES_DIR / "README.md")]
+              _rel(EXAMPLES_DIR / "README.md"), *(_rel(SHIPPED_CHECKPOINT / name("test", backend))
+                                                  for backend in BACKENDS for name in (report_name, predictions_name))]
     assert [path for path in needed if path not in listing] == []
     assert listing[_rel(SHIPPED_CHECKPOINT / MODEL_FILE)] == (SHIPPED_CHECKPOINT / MODEL_FILE).stat().st_size
 

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fer_demo.inference import amp_dtype
 from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
 
 from .support.browser import ARTIFACTS, require_browser
@@ -39,13 +40,21 @@ FER_FACES = sorted((EXAMPLES_DIR / "fer2013").glob("*.png"))
 # on either side), but resample them with different code (JS area, bilinear and Lanczos resizing vs OpenCV's
 # and PIL's fixed-point versions), so a crop pixel may differ by a gray level or two. On these photos that
 # moves a probability by at most 0.0045 (lin-manuel-miranda.png). 0.02 is four times that, for other JPEG
-# decoders and CPUs, and still under the closest top-two gap here (group_collage.jpg face 2: 0.036), so a
-# label can only agree when its probabilities do.
+# decoders and CPUs. Labels must agree, except on a near-tie: where the Python answer's two top classes are
+# closer than twice the tolerance (grace_hopper.jpg face 1: 0.005 apart), the page may give either.
 PHOTO_PROB_TOL = 0.02
+# The app serves the int8 copy, whose probabilities sit up to 0.062 from the float model's on these photos
+# (group_collage.jpg face 3); the app's label may differ from the page's only where the float model's two top
+# classes are closer than twice this.
+INT8_PROB_TOL = 0.08
 # A 48x48 face is used as it is (no resampling): the only difference left is arithmetic order, ONNX Runtime's
 # WASM kernels vs Python ONNX Runtime's on the int8 file (1e-7 on these faces), or vs PyTorch for fp32 (2e-6).
-FACE_PROB_TOL = 1e-3
+# On a CPU with AVX-512 bf16 the Python side runs PyTorch under bf16 autocast (`inference.amp_dtype`), which
+# moves a probability by up to about 0.011 (the whole test split against fp32); the page stays fp32.
+FACE_PROB_TOL = 2e-2 if amp_dtype("cpu") is not None else 1e-3
 LOAD_TIMEOUT_MS = 180_000
+WEBCAM_WINDOW_S = 3.0  # seconds of webcam frames counted, with and without the CAM (15 or more frames here)
+PHOTO_RUNS = 5  # photos timed from file to drawn result, with and without the CAM; the median is kept
 
 
 def _build():
@@ -143,6 +152,12 @@ def reference():
     return {"page": Predictor(tta="none", backend="onnx-int8" if int8 else "torch"), "app": Predictor(tta="none")}
 
 
+def _labels_within(probs: dict, margin: float) -> set:
+    """The top label, with the runner-up when it is closer than `margin` (a near-tie either side may break)."""
+    first, second = sorted(probs, key=probs.get, reverse=True)[:2]
+    return {first, second} if probs[first] - probs[second] < margin else {first}
+
+
 @pytest.mark.parametrize("photo", PHOTOS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_photos_give_the_apps_faces_and_labels(page, reference, photo):
     _stop_webcam(page)
@@ -153,7 +168,9 @@ def test_photos_give_the_apps_faces_and_labels(page, reference, photo):
     assert got["n_faces"] == want["n_faces"] == app["n_faces"], got["message"]
     worst = 0.0
     for g, w, a in zip(got["faces"], want["faces"], app["faces"]):
-        assert g["label"] == w["label"] == a["label"], (photo.name, g["index"], g["probabilities"], w["probabilities"])
+        where = (photo.name, g["index"], g["probabilities"], w["probabilities"], a["probabilities"])
+        assert g["label"] in _labels_within(w["probabilities"], 2 * PHOTO_PROB_TOL), where
+        assert a["label"] in _labels_within(w["probabilities"], 2 * INT8_PROB_TOL), where
         diff = max(abs(g["probabilities"][k] - v) for k, v in w["probabilities"].items())
         worst = max(worst, diff)
         assert diff < PHOTO_PROB_TOL, (photo.name, g["index"], diff)
@@ -295,7 +312,7 @@ def test_webcam_shows_labelled_frames_and_reports_fps(page):
     for cam in (True, False):
         page.set_checked("#live-cam", cam)
         page.wait_for_timeout(1000)
-        seen, reported, faces = _watch_webcam(page, 8.0)
+        seen, reported, faces = _watch_webcam(page, WEBCAM_WINDOW_S)
         assert faces == 1 and seen > 0.3, (cam, seen, faces)
         times = page.evaluate("window.fer.live.times.slice(-20)")
         rates["webcam_with_cam" if cam else "webcam_without_cam"] = {
@@ -316,7 +333,7 @@ def _medians(times: list[dict]) -> dict:
     return {k: round(float(np.median([t[k] for t in times])), 1) for k in times[0]}
 
 
-def _photo_rates(page, photo: Path = EXAMPLES_DIR / "photos" / "astronaut.jpg", n: int = 9) -> dict:
+def _photo_rates(page, photo: Path = EXAMPLES_DIR / "photos" / "astronaut.jpg", n: int = PHOTO_RUNS) -> dict:
     """Photos a second from file to drawn result (median of n runs), with and without the CAMs."""
     out = {}
     for cam in (True, False):
@@ -329,11 +346,21 @@ def _photo_rates(page, photo: Path = EXAMPLES_DIR / "photos" / "astronaut.jpg", 
     return out
 
 
-def test_page_states_privacy_layer_and_model_card(page):
+def test_page_states_privacy_layer_and_model_card(page, predictor):
+    """The CAM's stage (the last) and its map size, the app's default stage beside it, and the shipped test
+    accuracy (no TTA), as the Python side has them."""
+    from fer_demo.backends import report_name
+    from fer_demo.checkpoint import SHIPPED_CHECKPOINT
+    from fer_demo.explain import default_layer
+    from fer_demo.model import CAM_LAYERS
+
+    sizes, last, app = predictor.map_sizes, CAM_LAYERS[-1], default_layer(predictor.map_sizes)
+    accuracy = json.loads((SHIPPED_CHECKPOINT / report_name("test", "torch")).read_text())["no_tta"]["accuracy"]
     text = page.inner_text("body")
     assert "Nothing is uploaded" in text
-    assert "layer4, a 3x3 map" in text and "layer3 (6x6)" in text
-    assert "Not intended" in text and "test accuracy" in text and "68.2%" in text
+    assert f"{last}, a {sizes[last]}x{sizes[last]} map" in text
+    assert ("defaults to the same stage" if app == last else f"{app} ({sizes[app]}x{sizes[app]})") in text
+    assert "Not intended" in text and "test accuracy" in text and f"{accuracy:.1%}" in text
 
 
 def test_no_request_leaves_the_origin(page, web_url):

@@ -6,6 +6,8 @@ Handlers are module-level functions of the Predictor (tests call them directly);
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gradio as gr
 import numpy as np
 
@@ -22,6 +24,34 @@ FACES_PER_ROW = 3
 LIVE_OPACITY = 0.45
 LIVE_TTA = NO_TTA  # one view per face: a stream needs frames more than the last point of accuracy
 ANALYSIS_TTL_S = 3600  # a session's last analysis (the photo and its faces) is dropped after an hour
+
+
+@dataclass(frozen=True)
+class LiveStream:
+    """How the live webcam streams. Every `every_s` seconds the page grabs the camera's current frame, encodes it
+    as JPEG and posts it; the app labels the latest frame it has whenever it is free (frames that arrive while it
+    is busy are skipped) and sends the labelled frame back as an `out_format` file. The camera is asked for
+    `width` x `height` (it gives the nearest it has, scaled down from its own; None: Gradio's default ask, up to
+    1920x1440, i.e. the camera's full size)."""
+
+    every_s: float
+    width: int | None = None
+    height: int | None = None
+    out_format: str = "jpeg"  # a 640x480 frame encodes in under 1 ms; as WebP, Gradio's default, in about 18
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}" if self.width and self.height else "camera"
+
+    def webcam_options(self) -> gr.WebcamOptions:
+        ask = {"video": {"width": {"ideal": self.width}, "height": {"ideal": self.height}}} \
+            if self.width and self.height else None
+        return gr.WebcamOptions(mirror=True, constraints=ask)
+
+
+# Chosen with bench/webcam_fps.py (README, "The live webcam's frame rate"): 0.05 s lets the page see about 19
+# labelled frames a second on 2 cores, 0.1 s capped it at 10; 640x480 keeps the faces' pixels for the crops.
+LIVE_STREAM = LiveStream(every_s=0.05, width=640, height=480)
 
 
 def serving_tta(predictor: Predictor, on: bool) -> str:
@@ -198,8 +228,10 @@ def build_predict_tab(predictor: Predictor) -> None:
                     "box to see each face's Grad-CAM live too.")
         live_cam = gr.Checkbox(label="Live Grad-CAM", value=False, elem_id="live-cam")
         with gr.Row():
-            live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="live-in")
-            live_out = gr.Image(label="Live labels", interactive=False, elem_id="live-out")
+            live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="live-in",
+                               webcam_options=LIVE_STREAM.webcam_options())
+            live_out = gr.Image(label="Live labels", interactive=False, elem_id="live-out",
+                                format=LIVE_STREAM.out_format)
             live_label = gr.Label(num_top_classes=3, label="Largest face", elem_id="live-label")
     with gr.Accordion("JSON answer (/predict)", open=False):
         predict_json = gr.JSON(label="/predict")
@@ -220,5 +252,5 @@ def build_predict_tab(predictor: Predictor) -> None:
     opacity.release(**render)
     whole_btn.click(lambda: True, None, [whole], api_visibility="private", queue=False)
     live_in.stream(bind(label_frame, predictor), [live_in, live_cam], [live_out, live_label], api_name="live_frame",
-                   api_visibility="undocumented", stream_every=0.1, time_limit=600,
+                   api_visibility="undocumented", stream_every=LIVE_STREAM.every_s, time_limit=600,
                    concurrency_id="live", concurrency_limit=4, show_progress="hidden")

@@ -21,7 +21,7 @@ CORNER = "true \\ predicted"
 def api_confusion(heldout: HeldOutSet, true: str, predicted: str, mode: str = NO_TTA_MODE,
                   progress=gr.Progress()) -> dict:
     """Test faces of true class `true` that the model predicts as `predicted` (up to 12, most confident first);
-    `mode` "TTA" predicts them with the evaluator's 10 views."""
+    `mode` "TTA" takes the predictions averaged over the evaluator's 10 views."""
     return heldout.cell(true, predicted, mode=mode, progress=lambda f, d: progress(f, desc=d))
 
 
@@ -59,6 +59,12 @@ def clicked_cell(table: pd.DataFrame, evt: gr.SelectData):
     return true, (str(table.columns[col]) if col > 0 else true)
 
 
+def predictions_source(heldout: HeldOutSet, mode: str) -> str:
+    """Where a cell's predictions came from, as the cell's message says it."""
+    return f"predictions from {heldout.predictions_file}" if heldout.serves_shipped(mode) else \
+        "predictions recomputed here"
+
+
 @errors_as_gr_error
 def render_cell(predictor: Predictor, heldout: HeldOutSet, result):
     if not result:
@@ -74,12 +80,19 @@ def render_cell(predictor: Predictor, heldout: HeldOutSet, result):
     rc = result.get("report_count")
     msg = (f"**{result['count']}** of the {result['row_total']} test faces labelled **{result['true']}** are "
            f"predicted **{result['predicted']}** ({result['fraction_of_row']:.1%}; n={result['n_test']}; "
-           f"{result['mode']}, predictions recomputed here"
+           f"{result['mode']}, {predictions_source(heldout, result['mode'])}"
            + (f"; the report counts {rc} in all its {heldout.report['n']} test faces" if rc is not None else "")
            + "). "
            + (f"Showing the {len(items)} most confident, each with its {DEFAULT_METHOD} ({layer})."
               if items else "No face in this cell."))
     return msg, items
+
+
+def how_faces_are_predicted(heldout: HeldOutSet) -> str:
+    """The tab's note on where the faces' predictions come from, before any is shown."""
+    if heldout.shipped is not None:
+        return f"and its faces' predictions are the evaluator's, from `{heldout.predictions_file}`"
+    return f"and predicted once here (the checkpoint has no `{heldout.predictions_file}` for its report)"
 
 
 def build_testset_tab(predictor: Predictor, heldout: HeldOutSet) -> None:
@@ -107,7 +120,7 @@ def build_testset_tab(predictor: Predictor, heldout: HeldOutSet) -> None:
                                         label="Per class", interactive=False)
     gr.Markdown("### Faces in one cell\nClick a cell of the matrix, or pick a true and a predicted class. This "
                 f"needs the FER2013 test split: `{heldout.dataset}` (set env FER_DATASET or `--dataset`); it is "
-                "loaded and predicted once, on first use.")
+                f"loaded once, on first use, {how_faces_are_predicted(heldout)}.")
     t0, p0 = heldout.most_confused()
     with gr.Row():
         cell_true = gr.Dropdown(labels, value=labels[t0], label="True class", elem_id="cell-true")
