@@ -33,6 +33,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.machine import cpu_model_and_flags  # noqa: E402
 from fer_demo.detectors import YuNetOpenCvDetector  # noqa: E402
 from fer_demo.faces import detector_crop, extract  # noqa: E402
 from fer_demo.images import load_image  # noqa: E402
@@ -64,12 +65,11 @@ def two_face_jpeg(path: Path) -> Path:
 
 def cpu_name() -> str:
     """The CPU's model name and whether it has AVX-512 (from /proc/cpuinfo), else what platform says."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    cpu = cpu_model_and_flags()
+    if cpu is None:
         return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    vector = "AVX-512" if "avx512f" in info else "AVX2" if "avx2" in info else "no AVX2"
+    name, flags = cpu
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     return f"{name or platform.machine()}, {vector}"
 
 

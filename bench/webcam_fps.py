@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.machine import cpu_model_and_flags  # noqa: E402
 from bench.webcam_app import parse_size, stream_args  # noqa: E402
 from fer_demo.checkpoint import SHIPPED_CHECKPOINT  # noqa: E402
 from fer_demo.local_app import LaunchError, launched_app  # noqa: E402
@@ -76,19 +77,14 @@ def parse_args(argv=None):
 
 # ---- the machine and the model
 
-def cpu_line(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+def cpu_line() -> str:
     """"AMD EPYC ..., 2 logical CPUs; avx2 yes, avx512_vnni no, ..." from /proc/cpuinfo."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
+    cpu = cpu_model_and_flags()
+    if cpu is None:
         return "CPU: unknown (no /proc/cpuinfo)"
-    fields = {}
-    for line in text.splitlines():  # "key\t: value", once per CPU: the first CPU's
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    model, flags = fields.get("model name", "unknown"), set(fields.get("flags", "").split())
+    model, flags = cpu
     have = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in FLAGS_THAT_MATTER)
-    return f"CPU: {model}, {os.cpu_count()} logical CPUs; {have}"
+    return f"CPU: {model or 'unknown'}, {os.cpu_count()} logical CPUs; {have}"
 
 
 def model_line(predictor) -> str:

@@ -109,7 +109,14 @@ def write_config(folder: Path, config: dict) -> None:
 
 
 def read_config(path: str | Path) -> dict:
-    folder = resolve(path)
+    """The validated config.json of the checkpoint at `path` (a checkpoint or run folder, see `resolve`)."""
+    return config_in(resolve(path))
+
+
+def config_in(folder: str | Path) -> dict:
+    """The validated config.json in `folder` itself, whether or not its weights are there (a run folder
+    copied from another machine may hold only its configs)."""
+    folder = Path(folder)
     try:
         config = json.loads((folder / CONFIG_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

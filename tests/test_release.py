@@ -62,7 +62,7 @@ def _run_folder(root, name: str, epoch: int, epochs: int, accuracy: float):
     for sub, config in (("last", {"epoch": epoch, "train_args": {"epochs": epochs}}),
                         ("best", {"metrics": {"accuracy": accuracy, "split": "validation", "epoch": epoch}})):
         (folder / sub).mkdir(parents=True)
-        ckpt.write_config(folder / sub, config)
+        ckpt.write_config(folder / sub, ckpt.make_config("resnet18", "s1", 48) | config)
     (folder / "metrics.jsonl").write_text(json.dumps({"epoch": epoch, "val_acc": accuracy}) + "\n")
     return folder
 
@@ -101,7 +101,7 @@ def test_the_shipped_files_validation_rescore_replaces_the_training_figure_withi
     from train.release import RESCORE_TOLERANCE, record_rescore
 
     chosen = {"accuracy": 0.6982, "macro_f1": 0.67, "ece": 0.07, "n": 3589, "split": "validation", "epoch": 65}
-    ckpt.write_config(tmp_path, {"metrics": chosen})
+    ckpt.write_config(tmp_path, ckpt.make_config("resnet18", "s1", 48, metrics=chosen))
 
     def rescored(accuracy):
         report = {"no_tta": {"accuracy": accuracy, "macro_f1": 0.673, "ece": 0.072, "n": 3589}}

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_demo import checkpoint as ckpt
+from fer_demo.backends import report_name
 from fer_demo.paths import LOCAL_DATASET
 
 from . import evaluate, export, quantize
@@ -84,17 +85,12 @@ class Deadline:
         return self.end is not None and time.time() >= self.end
 
 
-def saved_config(folder: Path) -> dict:
-    """A run checkpoint's config.json, read without its weights (a copied run folder may lack them)."""
-    return json.loads((folder / ckpt.CONFIG_FILE).read_text())
-
-
 def run_finished(folder: Path) -> bool:
     """Whether the run trained every epoch, by its `last/config.json` alone: a finished run folder copied
     from another machine without its training state (optimizer, EMA) still counts as finished."""
     if not (folder / "last" / ckpt.CONFIG_FILE).is_file():
         return False
-    config = saved_config(folder / "last")
+    config = ckpt.config_in(folder / "last")
     return config["epoch"] >= config["train_args"]["epochs"]
 
 
@@ -113,7 +109,7 @@ def train_to_end(folder: Path, argv: list[str], deadline: Deadline) -> bool:
 
 
 def best_validation(folder: Path) -> float:
-    return saved_config(folder / "best")["metrics"]["accuracy"]
+    return ckpt.config_in(folder / "best")["metrics"]["accuracy"]
 
 
 def choose(scores: dict[str, float]) -> str:
@@ -155,9 +151,9 @@ def record_rescore(dest: Path) -> None:
     """Make config.json's metrics the evaluator's re-score of the shipped file on validation, keeping the
     training-time figure that chose the checkpoint as `metrics_in_training`; fail if they differ by more
     than RESCORE_TOLERANCE."""
-    config = saved_config(dest)
+    config = ckpt.config_in(dest)
     chosen = config.get("metrics_in_training", config["metrics"])
-    rescored = json.loads((dest / "validation_report.json").read_text())["no_tta"]
+    rescored = json.loads((dest / report_name("validation", "torch")).read_text())["no_tta"]
     if abs(rescored["accuracy"] - chosen["accuracy"]) > RESCORE_TOLERANCE:
         raise SystemExit(f"release: the shipped file scores {rescored['accuracy']:.4f} on validation, the run "
                          f"chose it at {chosen['accuracy']:.4f}: more than {RESCORE_TOLERANCE} apart")
