@@ -25,12 +25,18 @@ $(VENV)/.dev: requirements-dev.txt requirements.txt | $(PY)
 run: $(VENV)/.runtime
 	$(PY) app.py
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist): the tests that use the app server or Chromium run
+# together on one of them, which starts each once; every other module's tests run together on any one. The groups
+# are handed out in the order tests/conftest.py sorts them (longest first).
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
 test: $(VENV)/.dev
-	$(PY) -m pytest
+	$(PYTEST)
 
 # Not the servers, browsers, subprocess trainers and passes of thousands of views (marked slow): for iterating.
 test-fast: $(VENV)/.dev
-	$(PY) -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

@@ -1,7 +1,9 @@
-"""Shared fixtures, one of each per session: the shipped predictor, the local FER2013 copy (read and decoded
-once), a running app.py and a headless Chromium."""
+"""Shared fixtures, one of each per session (per worker under pytest-xdist): the shipped predictor, the local
+FER2013 copy (read and decoded once), a running app.py and a headless Chromium."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -12,17 +14,53 @@ from .support.fer_samples import LOCAL_FER2013, LocalFer2013, require_fer2013
 
 
 SLOW_FIXTURES = ("app_server", "chromium")  # a test that needs one is slow, wherever it is
+SERVED_GROUP = "app-and-browser"  # the xdist group of those tests: one worker runs them all, in collection order
+# Modules that take longest for their number of tests (subprocess trainers, exports, perturbation CAMs). They are
+# queued right after the app-and-browser group, so that no worker is left alone with one of them at the end
+# (`make test` has xdist hand the groups out in collection order: --no-loadscope-reorder).
+LONG_MODULES = ("test_train.py", "test_faults.py", "test_backends.py", "test_space.py", "test_app_explain.py",
+                "test_shipped_predictions.py", "test_eval.py", "test_layout.py")
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, each worker's PyTorch gets its share of the cores (the workers run at once, and more
+    threads than cores make each slower); the subprocesses the tests start inherit it through OMP_NUM_THREADS."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(config, items):
-    """Marks every test that uses the app server or the browser slow, and runs the browser tests last,
-    together: the session's one Chromium (and its Playwright event loop) is started for them alone, and no
-    other test runs while it is open."""
+    """Marks every test that uses the app server or the browser slow, and puts them in one xdist group, so that
+    the session's app server and Chromium start once, on one worker; every other test is grouped with its module,
+    so that a module's fixtures (a training run, a decoded split) are built once too. Runs the browser tests last,
+    together: the session's one Chromium (and its Playwright event loop) is started for them alone. (Under xdist,
+    last in their group: the worker that ran them may go on with other modules' tests.)"""
     for item in items:
-        if any(name in getattr(item, "fixturenames", ()) for name in SLOW_FIXTURES):
+        if _served(item):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: "chromium" in getattr(item, "fixturenames", ()))  # stable: order kept otherwise
+        item.add_marker(pytest.mark.xdist_group(SERVED_GROUP if _served(item) else item.nodeid.split("::")[0]))
+    items.sort(key=_queue_position)  # stable: file order kept otherwise
+
+
+def _served(item) -> bool:
+    return any(name in getattr(item, "fixturenames", ()) for name in SLOW_FIXTURES)
+
+
+def _queue_position(item) -> tuple:
+    """The app-and-browser group first, then LONG_MODULES, then the rest, and the browser tests last: the group's
+    place in xdist's queue is that of its first test."""
+    if "chromium" in getattr(item, "fixturenames", ()):
+        return (3,)
+    if _served(item):
+        return (0,)
+    module = item.path.name
+    return (1, LONG_MODULES.index(module)) if module in LONG_MODULES else (2,)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.request
 
@@ -167,6 +168,16 @@ def test_the_page_is_served_on_localhost(app_server):
     assert app_server.startswith("http://127.0.0.1:")
     with urllib.request.urlopen(app_server, timeout=10) as r:
         assert "fer-demo" in r.read().decode("utf-8", "replace")
+
+
+def test_tests_that_use_the_app_run_on_one_worker(app_server, request):
+    """Under `make test` (pytest-xdist, --dist loadgroup) every test that uses the app server or Chromium carries
+    conftest's xdist group, so that one worker runs them all and starts each once. A pytest whose node ids xdist
+    cannot tag (9.2: pytest-dev/pytest-xdist#1386) spreads them, and two app servers start, silently."""
+    group = request.node.get_closest_marker("xdist_group")
+    assert group is not None, "conftest did not put this test in the app's group"
+    if os.environ.get("PYTEST_XDIST_WORKER") and request.config.getvalue("loadgroup"):
+        assert request.node.nodeid.endswith(f"@{group.args[0]}"), request.node.nodeid
 
 
 def test_address_defaults_and_overrides():

@@ -17,10 +17,10 @@ from train.train import main as train_main
 
 from .support.fer_samples import needs_fer2013
 
-# 12 steps an epoch: SIGKILL comes half a second into epoch 2, as the original 24-step run's came a second in
-RUN = ["--dataset", str(LOCAL_DATASET), "--limit-train", "384", "--limit-eval", "32", "--batch-size", "32",
+# 12 steps an epoch of about 0.1 s each here (one thread): SIGKILL comes half a second into epoch 2
+RUN = ["--dataset", str(LOCAL_DATASET), "--limit-train", "192", "--limit-eval", "32", "--batch-size", "16",
        "--epochs", "2", "--ema", "0.9"]
-STEPS_PER_EPOCH = 384 // 32
+STEPS_PER_EPOCH = 192 // 16
 
 
 @pytest.mark.slow  # a subprocess trainer

@@ -1,6 +1,6 @@
-"""The shipped model: its reports agree with the checkpoint and with themselves, and its accuracy on a fixed
-sample of real PrivateTest faces stays above a floor (the reports' per-face predictions are recounted and
-spot re-scored in test_shipped_predictions.py)."""
+"""The shipped model: its reports agree with the checkpoint and with themselves. (The model itself, scored again
+on a seeded sample of real PrivateTest faces against the reports' per-face predictions and a floor:
+test_shipped_predictions.py.)"""
 
 import json
 
@@ -9,16 +9,11 @@ import pytest
 
 from fer_demo import checkpoint as ckpt
 from fer_demo.backends import BACKENDS, report_name
-from fer_demo.inference import predict_probs
 from fer_demo.labels import FER_LABELS
 from train.release import RESCORE_TOLERANCE
 
 SHIPPED = ckpt.SHIPPED_CHECKPOINT
 TEST_FACES = 3589  # FER2013 PrivateTest
-SAMPLE = 400  # a seeded subset of the test split (PrivateTest)
-# The full test split gives 0.7119 without TTA (test_report.json) and this sample 0.7225;
-# the floor sits a little under both, so a regression of a few points fails.
-FLOOR = 0.69
 BAR = 0.70  # the test accuracy without TTA that the README claims
 
 
@@ -69,10 +64,3 @@ def test_the_int8_model_scores_like_the_float_model():
     fp, int8 = _report("test", "torch"), _report("test", "onnx-int8")
     for key in ("no_tta", "tta"):
         assert abs(fp[key]["accuracy"] - int8[key]["accuracy"]) < 0.01, key
-
-
-def test_shipped_model_accuracy_stays_above_the_floor(fer_data):
-    model, config = ckpt.load_model()
-    faces = fer_data.split("test", SAMPLE)
-    accuracy = (predict_probs(model, faces.images, config).argmax(1) == faces.labels).float().mean().item()
-    assert accuracy >= FLOOR, f"shipped model: {accuracy:.4f} on {SAMPLE} PrivateTest faces, floor {FLOOR}"
