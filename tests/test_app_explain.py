@@ -26,7 +26,7 @@ FACE_FILE = EXAMPLES_DIR / "fer2013" / "happy_test2340.png"  # the face most tes
 FAST_METHODS = [m for m in METHODS if m not in SLOW_METHODS]
 MIN_CLASS_GAP = 0.02  # mean |difference| between two classes' maps; at least 0.023 on the test face (LayerCAM)
 PERTURBATION_LAYER = "layer1"  # the fewest channels (64): ScoreCAM and AblationCAM run a forward pass per channel
-ROAD_MARGIN = 0.1  # mean ROAD score of real Grad-CAM maps over their inverses; about 0.33 on the faces it is tested on
+ROAD_MARGIN = 0.1  # mean ROAD score of real Grad-CAM maps over their inverses; about 0.37 on the faces it is tested on
 
 
 def _hook_count(model) -> int:
@@ -126,7 +126,7 @@ def test_faithfulness_prefers_the_real_map_over_its_inverse(predictor, fer_test_
     flat map, on average, and its scores follow the map and the face (constant scores fail)."""
     faces = fer_test_split.images[:48].numpy()
     probs = predictor.classify(faces)
-    keep = np.argsort(-probs.max(1))[:6]
+    keep = np.argsort(-probs.max(1))[:4]  # 4 x 3 maps x 4 percentiles x 2: 96 sparse in-fillings
     faces, classes = faces[keep], [int(c) for c in probs[keep].argmax(1)]
     cams = compute_cams(predictor, faces, classes, "GradCAM", default_layer(predictor.map_sizes))
 
@@ -135,7 +135,7 @@ def test_faithfulness_prefers_the_real_map_over_its_inverse(predictor, fer_test_
 
     real, inverse, flat = road(cams), road(1.0 - cams), road(np.full_like(cams, 0.5))
     assert np.isfinite(real).all() and np.isfinite(inverse).all() and np.isfinite(flat).all()
-    # here: about +0.17 for the maps, -0.17 for their inverses, 0.00 for the flat map
+    # here: about +0.18 for the maps, -0.18 for their inverses, 0.00 for the flat map
     assert real.mean() > inverse.mean() + ROAD_MARGIN, (real, inverse)
     assert real.mean() > flat.mean() + ROAD_MARGIN / 2, (real, flat)
     assert np.ptp(real) > ROAD_MARGIN / 2, real  # each face and map its own score
