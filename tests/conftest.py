@@ -42,9 +42,10 @@ def pytest_collection_modifyitems(config, items):
     together: the session's one Chromium (and its Playwright event loop) is started for them alone. (Under xdist,
     last in their group: the worker that ran them may go on with other modules' tests.)"""
     for item in items:
-        if _served(item):
+        served = _served(item)
+        if served:
             item.add_marker(pytest.mark.slow)
-        item.add_marker(pytest.mark.xdist_group(SERVED_GROUP if _served(item) else item.nodeid.split("::")[0]))
+        item.add_marker(pytest.mark.xdist_group(SERVED_GROUP if served else item.nodeid.split("::")[0]))
     items.sort(key=_queue_position)  # stable: file order kept otherwise
 
 

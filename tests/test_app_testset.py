@@ -165,7 +165,6 @@ def test_dataset_resolution(monkeypatch):
     assert resolve_dataset(None) == (str(LOCAL_DATASET) if LOCAL_DATASET.exists() else DEFAULT_DATASET)
 
 
-
 @pytest.mark.parametrize("mode", list(MODES))
 def test_cells_partition_the_loaded_test_faces(held, predictor, mode):
     calls = []
