@@ -46,6 +46,11 @@ def predictions_name(split: str, backend: str) -> str:
     return f"{split}_predictions{backend_suffix(backend)}.json"
 
 
+def reliability_name(split: str, backend: str) -> str:
+    """The reliability diagrams beside a report: `test_reliability.png`, `test_reliability.onnx-int8.png`."""
+    return f"{split}_reliability{backend_suffix(backend)}.png"
+
+
 class OnnxClassifier:
     """Logits from an ONNX file through ONNX Runtime on the CPU; called like the torch model."""
 

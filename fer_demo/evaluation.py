@@ -15,16 +15,25 @@ def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, k: int = NUM_CLA
     return torch.bincount(labels * k + preds, minlength=k * k).view(k, k)
 
 
-def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> float:
+def reliability_bins(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> list[dict]:
+    """The top probability's equal-width bins that hold faces: each one's upper edge, face count, mean top
+    probability (confidence) and accuracy. A calibrated model's accuracy equals its confidence in each bin."""
     conf, pred = probs.max(1)
     correct = (pred == labels).float()
     edges = torch.linspace(0, 1, bins + 1)
-    ece = 0.0
+    rows = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         inside = (conf > lo) & (conf <= hi)
         if inside.any():
-            ece += inside.float().mean().item() * abs(conf[inside].mean().item() - correct[inside].mean().item())
-    return ece
+            rows.append({"upper": hi.item(), "n": int(inside.sum()), "confidence": conf[inside].mean().item(),
+                         "accuracy": correct[inside].mean().item()})
+    return rows
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> float:
+    """The face-weighted mean gap between confidence and accuracy over `reliability_bins`."""
+    n = max(len(labels), 1)
+    return sum(b["n"] / n * abs(b["confidence"] - b["accuracy"]) for b in reliability_bins(probs, labels, bins))
 
 
 def classification_metrics(probs: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -43,6 +52,7 @@ def classification_metrics(probs: torch.Tensor, labels: torch.Tensor) -> dict:
         "accuracy": tp.sum().item() / max(n, 1),
         "macro_f1": f1[present].mean().item() if present.any() else 0.0,
         "ece": expected_calibration_error(probs, labels),
+        "reliability": reliability_bins(probs, labels),
         "nll": torch.nn.functional.nll_loss(probs.clamp(min=1e-12).log(), labels).item() if n else 0.0,
         "per_class": {name: {"precision": precision[i].item(), "recall": recall[i].item(),
                              "f1": f1[i].item(), "support": int(support[i].item())}

@@ -1,12 +1,15 @@
 """The batched forward pass that serving, evaluation, training and the BatchNorm repair share:
-eval mode restored after, the autocast dtype the hardware runs natively, softmax averaged over TTA views."""
+eval mode restored after, the autocast dtype the hardware runs natively, softmax averaged over TTA views,
+then the checkpoint's temperature (calibration.py)."""
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
 import torch
 
+from .calibration import calibrate, temperature_for
 from .labels import NUM_CLASSES
 from .transforms import TTA, to_model_input, tta_name
 
@@ -53,8 +56,30 @@ def eval_mode(model):
 @torch.inference_mode()
 def predict_probs(model, faces: torch.Tensor, config: dict, tta: bool | str = False,
                   batch_size: int = 128, progress=None) -> torch.Tensor:
-    """Softmax probabilities (N, 7) for uint8 faces (N, 48, 48); `tta` (a `transforms.TTA` name, or
-    True for the evaluator's 10 views) averages the softmax over its views. Runs under `autocast_for`.
+    """Calibrated probabilities (N, 7) for uint8 faces (N, 48, 48): `predict_log_probs` at the checkpoint's
+    temperature for the view set (calibration.py; 1 for a checkpoint without one)."""
+    log_probs = predict_log_probs(model, faces, config, tta, batch_size, progress)
+    return calibrate(log_probs, temperature_for(config, tta))
+
+
+@torch.inference_mode()
+def predict_log_probs(model, faces: torch.Tensor, config: dict, tta: bool | str = False,
+                      batch_size: int = 128, progress=None) -> torch.Tensor:
+    """The log of the softmax probabilities averaged over the views of `tta`, before any temperature: (N, 7)."""
+    return log_mean_views(predict_view_log_probs(model, faces, config, tta, batch_size, progress))
+
+
+def log_mean_views(view_log_probs: torch.Tensor) -> torch.Tensor:
+    """(V, N, K) log-probabilities of V views -> the log of their mean probabilities (N, K)."""
+    return torch.logsumexp(view_log_probs, 0) - math.log(len(view_log_probs))
+
+
+@torch.inference_mode()
+def predict_view_log_probs(model, faces: torch.Tensor, config: dict, tta: bool | str = False,
+                           batch_size: int = 128, progress=None) -> torch.Tensor:
+    """Each view's log-softmax (V, N, 7) for the views of `tta` (a `transforms.TTA` name, or True for the
+    evaluator's 10 views), in `TTA[tta].views` order; `transforms.view_subset` picks a smaller view set's
+    views out of them. Runs under `autocast_for`.
 
     `model` is a torch module or any callable from input to logits with a `device`
     (backends.OnnxClassifier). The default batch of 128 faces, which evaluation and training use, ran
@@ -67,14 +92,13 @@ def predict_probs(model, faces: torch.Tensor, config: dict, tta: bool | str = Fa
 
 
 def _predict_batches(model, faces, config, tta, batch_size, progress, device) -> torch.Tensor:
+    views = TTA[tta_name(tta)]
     out = []
     batches = range(0, len(faces), batch_size)
     for start in (progress(batches) if progress else batches):
         x = to_model_input(faces[start:start + batch_size].to(device), config["input_size"],
                            config["mean"], config["std"]).contiguous(memory_format=torch.channels_last)
-        views = TTA[tta_name(tta)].make(x)
         with autocast_for(device):
-            logits = model(torch.cat(views))
-        probs = logits.float().softmax(-1).view(len(views), len(x), -1).mean(0)
-        out.append(probs.cpu())
-    return torch.cat(out) if out else torch.empty(0, NUM_CLASSES)
+            logits = model(torch.cat(views.make(x)))
+        out.append(logits.float().log_softmax(-1).view(len(views.views), len(x), -1).cpu())
+    return torch.cat(out, 1) if out else torch.empty(len(views.views), 0, NUM_CLASSES)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .backends import predictions_name, report_name
+from .backends import predictions_name, reliability_name, report_name
 from .data import DEFAULT_DATASET
 from .evaluation import confusion_matrix
 from .labels import NUM_CLASSES, PROB_DIGITS, rounded_label_probs
@@ -32,6 +32,8 @@ from .predictor import Predictor
 from .transforms import FULL_TTA, NO_TTA
 
 NO_TTA_MODE = "no TTA"
+# The columns of the summary table: the report's figures per mode, with its temperature and the ECE before it
+SUMMARY_HEADERS = ["predictions", "accuracy", "macro-F1", "ECE", "NLL", "n", "temperature", "ECE at T = 1"]
 MODES = {NO_TTA_MODE: "no_tta", "TTA": "tta"}  # the report's key for each
 TTA_OF = {NO_TTA_MODE: NO_TTA, "TTA": FULL_TTA}  # what the evaluator averaged for each (train.evaluate --tta)
 
@@ -117,6 +119,8 @@ class HeldOutSet:
         self.report = self._read_report(Path(predictor.folder) / self.report_file)
         self.predictions_file = predictions_name("test", predictor.backend)  # and the faces behind them
         self.shipped = read_shipped_predictions(Path(predictor.folder) / self.predictions_file, self.report)
+        reliability = Path(predictor.folder) / reliability_name("test", predictor.backend)
+        self.reliability_png = reliability if reliability.is_file() else None  # the report's diagrams, if any
         self._lock = threading.Lock()
         self._faces = None  # (images uint8 (N,48,48), labels (N,))
         self._predictions: dict[str, Predictions] = {}  # mode -> its predictions of the loaded faces
@@ -146,11 +150,14 @@ class HeldOutSet:
         return self.report[key]
 
     def summary_rows(self) -> list[list]:
+        """One row per mode: SUMMARY_HEADERS."""
         rows = []
         for mode in self.modes():
             m = self.metrics(mode)
+            raw = m.get("uncalibrated", {})
             rows.append([mode, round(m["accuracy"], 4), round(m["macro_f1"], 4), round(m["ece"], 4),
-                         round(m.get("nll", float("nan")), 4), int(m["n"])])
+                         round(m.get("nll", float("nan")), 4), int(m["n"]), m.get("temperature", 1.0),
+                         round(raw.get("ece", m["ece"]), 4)])
         return rows
 
     def per_class_rows(self, mode: str = NO_TTA_MODE) -> list[list]:

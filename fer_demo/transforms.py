@@ -62,6 +62,13 @@ NO_TTA, FULL_TTA = "none", "10-view"  # one view; the evaluator's --tta and the 
 TTA_ALIASES = {False: NO_TTA, True: FULL_TTA, None: NO_TTA}  # the evaluator's --tta switch
 
 
+def view_subset(of: str, subset: str) -> list[int]:
+    """Where the views of TTA `subset` sit among those of TTA `of` (by name): the 10 views hold the one view
+    and the flip pair, so one pass of them gives all three."""
+    names = TTA[tta_name(of)].views
+    return [names.index(view) for view in TTA[tta_name(subset)].views]
+
+
 def tta_name(tta) -> str:
     """A TTA name from a name or the evaluator's on/off switch; ValueError for an unknown one."""
     name = TTA_ALIASES.get(tta, tta) if isinstance(tta, (bool, type(None))) else str(tta)

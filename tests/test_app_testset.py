@@ -10,14 +10,15 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from fer_demo.backends import predictions_name, report_name
+from fer_demo.backends import predictions_name, reliability_name, report_name
+from fer_demo.calibration import TEMPERATURE_KEYS
 from fer_demo.data import DEFAULT_DATASET
 from fer_demo.labels import FER_LABELS
 from fer_demo.paths import LOCAL_DATASET
 from fer_demo.ui.testset_tab import (CORNER, COUNTS, ROW_NORMALIZED, api_confusion, api_test_report, clicked_cell,
                                   matrix_table, render_cell, render_figure)
-from fer_demo.testset import (MODES, DatasetUnavailable, HeldOutSet, ShippedPredictions, read_shipped_predictions,
-                              resolve_dataset)
+from fer_demo.testset import (MODES, TTA_OF, DatasetUnavailable, HeldOutSet, ShippedPredictions,
+                              read_shipped_predictions, resolve_dataset)
 
 
 LIMIT = 64  # test faces the tab loads when it predicts them itself (2 of them change class with TTA)
@@ -59,13 +60,15 @@ def shipped(predictor, fer2013):
     return held
 
 
-def test_figures_come_from_the_shipped_report(no_data, report):
+def test_figures_come_from_the_shipped_report(no_data, report, predictor):
     rows = no_data.summary_rows()
     assert [r[0] for r in rows] == no_data.modes() == list(MODES)
     for row, key in zip(rows, ("no_tta", "tta")):
         m = report[key]
         assert row[1:] == [round(m["accuracy"], 4), round(m["macro_f1"], 4), round(m["ece"], 4),
-                           round(m["nll"], 4), m["n"]]
+                           round(m["nll"], 4), m["n"], m["temperature"], round(m["uncalibrated"]["ece"], 4)]
+        assert m["temperature"] == predictor.config[TEMPERATURE_KEYS[TTA_OF[row[0]]]]
+    assert no_data.reliability_png == predictor.folder / reliability_name("test", predictor.backend)
     per_class = no_data.per_class_rows("no TTA")
     assert [r[0] for r in per_class] == list(FER_LABELS)
     assert [r[4] for r in per_class] == [sum(row) for row in report["no_tta"]["confusion"]]

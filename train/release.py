@@ -13,8 +13,9 @@ it prints "release: done". The steps, all fixed before the first one ran:
 2. The release run: the candidate with the best validation accuracy, on all
    training faces for its full schedule; its epoch and raw-or-EMA weights are
    chosen on validation.
-3. Export (fp16), a fresh int8 copy calibrated on validation faces, a validation
-   re-score that must match config.json, and then, once, the test split (PrivateTest).
+3. Export (fp16), a fresh int8 copy calibrated on validation faces, temperatures
+   fitted on validation (train/calibrate.py), a validation re-score that must match
+   config.json, and then, once, the test split (PrivateTest).
 
 Run folders live outside the work tree (FER_RUNS, default ~/.cache/fer-demo/runs),
 and each run's metrics.jsonl is copied into train/release-log/ for the record.
@@ -44,7 +45,7 @@ from fer_demo import checkpoint as ckpt
 from fer_demo.backends import report_name
 from fer_demo.paths import LOCAL_DATASET
 
-from . import evaluate, export, quantize
+from . import calibrate, evaluate, export, quantize
 from . import train as trainer
 
 RUNS = Path(os.environ.get("FER_RUNS", "~/.cache/fer-demo/runs")).expanduser() / "release"
@@ -163,10 +164,17 @@ def record_rescore(dest: Path) -> None:
 
 
 def package(folder: Path, dest: Path, dataset: str) -> None:
-    """Export, quantize, re-score validation (recorded in config.json), then score the test split once."""
-    on = ["--checkpoint", str(dest), "--dataset", dataset]
+    """Export and quantize the chosen run's best weights into `dest`, then `score` them."""
     run_step(export.main, [str(folder), str(dest)])
     run_step(quantize.main, [str(dest), "--dataset", dataset])
+    score(dest, dataset)
+
+
+def score(dest: Path, dataset: str) -> None:
+    """Fit the temperatures on validation, re-score validation (recorded in config.json), then score the test
+    split once; every report is written into `dest`, the shipped folder, on purpose."""
+    on = ["--checkpoint", str(dest), "--dataset", dataset, "--out", str(dest)]
+    run_step(calibrate.main, [str(dest), "--dataset", dataset])
     run_step(evaluate.main, on + ["--split", "validation"])
     run_step(evaluate.main, on + ["--split", "validation", "--backend", "onnx-int8"])
     record_rescore(dest)
@@ -189,7 +197,14 @@ def main(argv=None) -> int:
                    help="stop once the chosen run is trained, before export and the test split (for a GPU "
                    "machine: copy the run folders' best/ and last/config.json back and package where the "
                    "test split lives)")
+    p.add_argument("--rescore", action="store_true",
+                   help="only refit the temperatures of the model in --dest and score it again (validation, then "
+                   "the test split); for a packaged model whose run folders are gone")
     args = p.parse_args(argv)
+    if args.rescore:
+        score(Path(args.dest), args.dataset)
+        print("release: scored again")
+        return 0
     if release(args.dataset, Path(args.dest), Deadline(args.time_budget_min), args.train_only):
         print("release: trained; package with the same command without --train-only" if args.train_only
               else "release: done")

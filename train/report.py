@@ -6,10 +6,16 @@ import json
 from pathlib import Path
 
 from fer_demo import checkpoint as ckpt
-from fer_demo.backends import backend_suffix, load_classifier, predictions_name, report_name
+from fer_demo.backends import backend_suffix, load_classifier, predictions_name, reliability_name, report_name
 from fer_demo.data import load_fer
+from fer_demo.calibration import calibrate, temperature_for
 from fer_demo.evaluation import classification_metrics
-from fer_demo.inference import predict_probs
+from fer_demo.inference import log_mean_views, predict_view_log_probs
+from fer_demo.transforms import FULL_TTA, NO_TTA, view_subset
+
+MODE_TTA = {"no_tta": False, "tta": True}  # a report's modes and the evaluator's TTA switch for each
+# What a report keeps of the raw (temperature 1) probabilities beside the calibrated figures
+RAW_KEYS = ("ece", "nll", "reliability")
 
 
 def evaluate_and_report(checkpoint, dataset: str, split: str = "test", revision=None, limit=None,
@@ -18,19 +24,22 @@ def evaluate_and_report(checkpoint, dataset: str, split: str = "test", revision=
     """Evaluate a checkpoint on one split, without and (optionally) with TTA.
 
     Writes `<split>_report.json`, the per-face `<split>_predictions.json` it was
-    computed from, and `<split>_confusion.png` into `out_dir` (default: the
-    checkpoint folder) and returns the report; another backend than torch adds
-    its name (`test_report.onnx-int8.json`).
+    computed from, `<split>_confusion.png` and the reliability diagrams `<split>_reliability.png`
+    into `out_dir` (default: the checkpoint folder) and returns the report; another backend than
+    torch adds its name (`test_report.onnx-int8.json`). Probabilities are calibrated by the
+    checkpoint's temperatures; each mode also keeps the raw ones' ECE, NLL and reliability bins.
     """
     folder = ckpt.resolve(checkpoint)
     torch_model, config = ckpt.load_model(folder)
     model, backend, _ = load_classifier(folder, torch_model, backend)
     faces = load_fer(dataset, (split,), revision, {split: limit}, seed, log=log)[split]
-    probs = {"no_tta": predict_probs(model, faces.images, config, progress=progress)}
-    if tta:
-        probs["tta"] = predict_probs(model, faces.images, config, tta=True, progress=progress)
+    modes = [mode for mode, on in MODE_TTA.items() if tta or not on]
+    scored = FULL_TTA if tta else NO_TTA  # one pass over the views of every mode
+    views = predict_view_log_probs(model, faces.images, config, tta=scored, progress=progress)
+    log_probs = {mode: log_mean_views(views[view_subset(scored, MODE_TTA[mode])]) for mode in modes}
+    probs = {mode: calibrate(lp, temperature_for(config, MODE_TTA[mode])) for mode, lp in log_probs.items()}
     report = {"checkpoint": str(folder), "dataset": dataset, "split": split, "n": len(faces), "backend": backend,
-              **{mode: classification_metrics(p, faces.labels) for mode, p in probs.items()}}
+              **{mode: mode_metrics(log_probs[mode], probs[mode], faces.labels, config, mode) for mode in modes}}
     out_dir = Path(out_dir or folder)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / report_name(split, backend)).write_text(json.dumps(report, indent=2))
@@ -38,10 +47,20 @@ def evaluate_and_report(checkpoint, dataset: str, split: str = "test", revision=
     plot_confusion(report["no_tta"], out_dir / f"{split}_confusion{backend_suffix(backend)}.png",
                    title=f"{split} ({backend}): accuracy {report['no_tta']['accuracy']:.4f}, "
                          f"macro-F1 {report['no_tta']['macro_f1']:.4f} (n={len(faces)}, no TTA)")
+    plot_reliability(report, out_dir / reliability_name(split, backend))
     log(f"{split} ({backend}): accuracy {report['no_tta']['accuracy']:.4f}, macro-F1 {report['no_tta']['macro_f1']:.4f}"
         + (f"; with TTA {report['tta']['accuracy']:.4f} / {report['tta']['macro_f1']:.4f}" if tta else "")
         + f" (n={len(faces)}); report in {out_dir}")
     return report
+
+
+def mode_metrics(log_probs, probs, labels, config: dict, mode: str) -> dict:
+    """One mode's figures from its calibrated probabilities, with its temperature and the raw probabilities'
+    calibration beside them (`uncalibrated`: ECE, NLL, reliability bins at temperature 1)."""
+    raw = classification_metrics(log_probs.exp(), labels)
+    return classification_metrics(probs, labels) | {
+        "temperature": temperature_for(config, MODE_TTA[mode]),
+        "uncalibrated": {key: raw[key] for key in RAW_KEYS}}
 
 
 PREDICTION_DIGITS = 4  # decimals of the probabilities kept per face (the predicted class is kept exactly)
@@ -92,6 +111,36 @@ def plot_confusion(report: dict, path, normalized: bool = True, title: str = "")
     fig.tight_layout()
     if path is None:
         return fig
+    fig.savefig(path)
+    plt.close(fig)
+
+
+MODE_TITLES = {"no_tta": "one view", "tta": "10 views (TTA)"}
+
+
+def plot_reliability(report: dict, path) -> None:
+    """Reliability diagrams, one panel per mode: accuracy against confidence per bin, before (temperature 1)
+    and after calibration; the diagonal is a calibrated model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = [mode for mode in MODE_TITLES if mode in report]
+    fig, axes = plt.subplots(1, len(modes), figsize=(4.6 * len(modes), 4.4), dpi=110, squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        m = report[mode]
+        ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label="calibrated")
+        for name, figures, style in (("before (T = 1)", m["uncalibrated"], "--"),
+                                     (f"after (T = {m['temperature']:g})", m, "-")):
+            bins = figures["reliability"]
+            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], style, marker="o",
+                    markersize=3, label=f"{name}: ECE {figures['ece']:.3f}")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top probability)", ylabel="accuracy",
+               title=f"{report['split']} ({report['backend']}), {MODE_TITLES[mode]}, n={m['n']}")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 

@@ -9,7 +9,7 @@ import pandas as pd
 from ..drawing import enlarge, overlay
 from ..explain import DEFAULT_METHOD, default_layer, top_class_cams
 from ..predictor import Predictor
-from ..testset import MODES, NO_TTA_MODE, DatasetUnavailable, HeldOutSet
+from ..testset import MODES, NO_TTA_MODE, SUMMARY_HEADERS, DatasetUnavailable, HeldOutSet
 from .common import bind, errors_as_gr_error
 
 ROW_NORMALIZED, RAW_COUNTS = "row-normalized", "counts"
@@ -103,9 +103,9 @@ def build_testset_tab(predictor: Predictor, heldout: HeldOutSet) -> None:
                     f"`python -m train.evaluate --tta --backend {predictor.backend}` to write "
                     f"`{heldout.report_file}`.")
     with gr.Row(visible=bool(modes)):
-        gr.Dataframe(value=heldout.summary_rows() or None, headers=["predictions", "accuracy", "macro-F1", "ECE",
-                                                                    "NLL", "n"],
-                     label=f"Held-out test split (from the shipped report; classifier: {predictor.backend})",
+        gr.Dataframe(value=heldout.summary_rows() or None, headers=SUMMARY_HEADERS,
+                     label=f"Held-out test split (from the shipped report; classifier: {predictor.backend}; "
+                           "probabilities calibrated by a temperature fitted on validation)",
                      interactive=False)
     with gr.Row(visible=bool(modes)):
         with gr.Column(scale=3):
@@ -118,6 +118,10 @@ def build_testset_tab(predictor: Predictor, heldout: HeldOutSet) -> None:
         with gr.Column(scale=2):
             ts_per_class = gr.Dataframe(value=per_class0, headers=["class", "precision", "recall", "F1", "support"],
                                         label="Per class", interactive=False)
+    if heldout.reliability_png:
+        gr.Image(value=str(heldout.reliability_png), type="filepath", interactive=False, elem_id="reliability",
+                 label="Reliability: accuracy against the top probability, before and after the temperature "
+                       "(a calibrated model follows the diagonal)")
     gr.Markdown("### Faces in one cell\nClick a cell of the matrix, or pick a true and a predicted class. This "
                 f"needs the FER2013 test split: `{heldout.dataset}` (set env FER_DATASET or `--dataset`); it is "
                 f"loaded once, on first use, {how_faces_are_predicted(heldout)}.")
