@@ -53,8 +53,7 @@ def test_shipped_test_reports_agree_with_their_confusion_matrices(backend):
             assert c["precision"] == pytest.approx(cm[i, i] / cm[:, i].sum(), abs=1e-9), (key, name)
             f1.append(c["f1"])
         assert m["macro_f1"] == pytest.approx(np.mean(f1), abs=1e-9), key
-        # label smoothing leaves the model underconfident (a mean top probability of 0.63 at 0.71 accuracy):
-        # ECE 0.07 without TTA, 0.11 with it (averaging views lowers the confidence further)
+        # a sanity bound: the temperatures bring ECE near 0.03 (test_calibration.py holds it there)
         assert 0 <= m["ece"] < 0.15 and m["nll"] > 0
     assert np.array_equal(np.sum(report["no_tta"]["confusion"], 1), np.sum(report["tta"]["confusion"], 1))
     assert report["no_tta"]["accuracy"] >= BAR
