@@ -11,11 +11,11 @@ roughly frontal faces only, gives no landmarks, and boxes more non-faces.
 Both run on a copy of the photo scaled to `side` px on its longest side (up or
 down) and report boxes in the photo's own pixels, largest first. A box is kept
 only if it passes every plausibility rule in `RULES` (a box mostly inside the
-photo; five landmarks in a face's order and proportions unless YuNet is sure; a
-small box only with a high score): YuNet scores some face-like texture (a
-painting, a cat, gravel, a wall) as high as many small or blurry faces, but the
-box it draws there runs off the photo, is small, or has landmarks where no face
-has them. Then the focus rule (`in_focus`): a box with far less fine detail than
+photo and five landmarks in a face's order and proportions, unless YuNet is
+sure of the box; a small box only with a high score): YuNet scores some
+face-like texture (a painting, a cat, gravel, a wall) as high as many small or
+blurry faces, but the box it draws there runs off the photo, is small, or has
+landmarks where no face has them. Then the focus rule (`in_focus`): a box with far less fine detail than
 the sharpest face in the photo is a blurred person, a crowd or painted scenery
 behind the subject, whose expression nobody can read (docs/detection.md).
 """
