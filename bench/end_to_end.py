@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_demo.data import load_fer  # noqa: E402
 from fer_demo.detectors import (DETECT_SIDE, EYE_SPAN, RULES, YuNetDetector, eye_span_plausible,  # noqa: E402
-                                mostly_inside, plausible, small_box_confident)
+                                in_focus, mostly_inside, plausible, small_box_confident)
 from fer_demo.faces import GEOMETRY, CropGeometry, extract, face_crop  # noqa: E402
 from fer_demo.paths import LOCAL_DATASET  # noqa: E402
 from fer_demo.photo_sets import (SMALL_FACE_SIDES, SMALL_FACES_PER_PHOTO, count_is_right, face_counts,  # noqa: E402
@@ -188,13 +188,14 @@ def settle(found, shape, score: float, nms: float, rules: dict):
     """What a YuNetDetector(score, nms, rules) keeps of the raw boxes `found` (score >= RAW_SCORE, no
     suppression): non-maximum suppression as cv2.FaceDetectorYN does it, the score threshold, the rules.
     (Suppressing at RAW_SCORE and then dropping low scores is the same as suppressing at `score`:
-    a box can only suppress boxes that score lower.)"""
+    a box can only suppress boxes that score lower.) Then the shipped focus rule, on the boxes kept (its own
+    settings are chosen with bench/real_photos.py --sweep)."""
     if not found:
         return []
     keep = cv2.dnn.NMSBoxes([[d.box.x, d.box.y, d.box.w, d.box.h] for d in found], [d.score for d in found],
                             RAW_SCORE, nms)
-    return [d for d in (found[i] for i in np.asarray(keep, dtype=int).ravel())
-            if d.score >= score and plausible(d, shape, rules)]
+    return in_focus([d for d in (found[i] for i in np.asarray(keep, dtype=int).ravel())
+                     if d.score >= score and plausible(d, shape, rules)])
 
 
 def thresholds(args, faces):
@@ -218,7 +219,7 @@ def thresholds(args, faces):
     real = real_photos()
     sweep, candidates = [], []
     for side in [int(v) for v in args.sides.split(",")]:
-        detector = YuNetDetector(side=side, score=RAW_SCORE, nms=1.0, rules={})
+        detector = YuNetDetector(side=side, score=RAW_SCORE, nms=1.0, rules={}, focus_ratio=0.0)
         start = time.perf_counter()
         raw = {name: [(p, detector.detect(p.rgb)) for p in photos] for name, photos in conditions.items()}
         ms = (time.perf_counter() - start) * 1000 / sum(len(p) for p in conditions.values())

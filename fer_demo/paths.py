@@ -13,3 +13,6 @@ YUNET_FILE = REPO_ROOT / "models" / "yunet" / "face_detection_yunet_2026may.onnx
 # The local copy of FER2013 beside the repo (`hf download <data.DEFAULT_DATASET> --repo-type dataset
 # --local-dir` it) that the app's Test set tab, the tests, CI and the benches read when it is there.
 LOCAL_DATASET = REPO_ROOT.parent / "shared" / "data" / "fer2013"
+# The shared real photos (27, with their faces in focus in its README): the real-photo benchmark and tests read
+# them; the repo ships the ones its tests need in tests/photos.
+SHARED_PHOTOS = REPO_ROOT.parent / "shared" / "photos"

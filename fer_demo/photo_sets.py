@@ -1,8 +1,9 @@
 """Photo sets with the truth about their faces, for the tests and the benches that measure the detectors.
 
-Real photos: the repo's photos and how many faces each holds (tests/photos/README.md,
-examples/README.md), the real photos with no face at all (tests/negatives/README.md), and the views of
-a photo a detector may be shown.
+Real photos: the truth about each real photo (`REAL_PHOTOS`: where its faces in focus are, what else
+must get no box, the plain expressions; tests/photos/README.md, examples/README.md and
+../shared/photos/README.md), the real photos with no face at all (tests/negatives/README.md), and the
+views of a photo a detector may be shown.
 
 Synthetic photos made of real FER2013 faces: each is a 640x480 canvas of blurred colour noise, or of a
 real photo with no face in it (`textures`: brick, grass, gravel, a cat, a concrete wall...,
@@ -29,24 +30,97 @@ from .paths import EXAMPLES_DIR, REPO_ROOT
 
 PHOTO_DIRS = (REPO_ROOT / "tests" / "photos", EXAMPLES_DIR / "photos")
 NEGATIVES_DIR = REPO_ROOT / "tests" / "negatives"
-OTHER_COUNTS = {"coffee_no_face.jpg": 0, "group_collage.jpg": 4}  # every other photo holds one face
-# Photos that hold more faces than a detector must box: deepface_img16.jpg has blurred people far
-# behind the subject, who may or may not be boxed (up to two of them show a head).
-MAY_ALSO_BOX = {"deepface_img16.jpg": 2}
 SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
+@dataclass(frozen=True)
+class RealPhoto:
+    """The truth about a real photo: where each face in focus is (its centre, as fractions of the photo's
+    width and height; a detector must box each, and nothing else), what else looks like a face but must get
+    no box (people out of focus, a crowd, painted or sculpted faces), and the expression of its face where
+    it is plain by eye ("happy": a broad smile; "neutral"), as tests/photos/README.md and
+    ../shared/photos/README.md describe them."""
+
+    faces: tuple[tuple[float, float], ...]
+    not_faces: str = ""
+    expression: str = ""
+
+
+def _one(cx: float, cy: float, not_faces: str = "", expression: str = "") -> RealPhoto:
+    return RealPhoto(((cx, cy),), not_faces, expression)
+
+
+# file name -> its truth: the 27 photos of ../shared/photos (some shipped in tests/photos) and examples/photos
+REAL_PHOTOS = {
+    "alex-lacamoire.png": _one(0.61, 0.55, expression="happy"),
+    "biden.jpg": _one(0.59, 0.17),
+    "img1.jpg": _one(0.59, 0.28),
+    "john1.jpeg": _one(0.62, 0.26, expression="neutral"),  # a small face in a wide photo
+    "lin-manuel-miranda.png": _one(0.56, 0.51, expression="neutral"),
+    "obama_partial_face.jpg": _one(0.20, 0.22),  # cut by the photo's left edge
+    "deepface_img2.jpg": _one(0.51, 0.38),
+    "deepface_img5.jpg": _one(0.53, 0.45, expression="neutral"),
+    "deepface_img8.jpg": _one(0.49, 0.32),
+    "deepface_img12.jpg": _one(0.52, 0.39),
+    "deepface_img13.jpg": _one(0.49, 0.35),
+    "deepface_img14.jpg": _one(0.52, 0.33),
+    "deepface_img16.jpg": _one(0.52, 0.46, "blurred people behind"),
+    "deepface_img17.jpg": _one(0.48, 0.43),
+    "deepface_img20.jpg": _one(0.50, 0.32, "a textured concrete wall"),
+    "deepface_img21.jpg": _one(0.44, 0.38),
+    "deepface_img24.jpg": _one(0.49, 0.51, expression="happy"),
+    "deepface_img27.jpg": _one(0.52, 0.25, "a patterned dress"),  # a small face in a wide photo
+    "deepface_img31.jpg": _one(0.45, 0.42, "2 blurred people behind"),
+    "deepface_img36.jpg": _one(0.52, 0.41, "a painted poster", expression="neutral"),
+    "deepface_img37.jpg": _one(0.46, 0.20, "a statuette's head"),
+    "deepface_img40.jpg": _one(0.45, 0.41, "blurred photographers behind"),
+    "deepface_img43.jpg": _one(0.51, 0.31),  # a small face in a wide photo
+    "deepface_img54.jpg": _one(0.48, 0.33, "a blurred crowd behind"),
+    "deepface_img57.jpg": _one(0.50, 0.29, expression="neutral"),
+    "deepface_img58.jpg": _one(0.26, 0.38, "a logo", expression="neutral"),
+    "deepface_img67.jpg": _one(0.37, 0.57, "a logo", expression="neutral"),
+    "astronaut.jpg": _one(0.44, 0.23),
+    "grace_hopper.jpg": _one(0.52, 0.38),
+    "group_collage.jpg": RealPhoto(((0.12, 0.27), (0.38, 0.36), (0.62, 0.35), (0.88, 0.26)),
+                                   "two of its faces are smaller copies"),
+    "coffee_no_face.jpg": RealPhoto((), "a cup of coffee"),
+}
+
+
+def real_photo_files(dirs=PHOTO_DIRS) -> dict[str, Path]:
+    """{file name: file} of the photos in `dirs` (default: the repo's, tests/photos and examples/photos; add
+    paths.SHARED_PHOTOS for all 27 shared ones), the first folder's copy where several hold one."""
+    files: dict[str, Path] = {}
+    for d in dirs:
+        for f in sorted(Path(d).iterdir()):
+            if f.suffix.lower() in SUFFIXES:
+                files.setdefault(f.name, f)
+    return files
+
+
 def face_counts() -> dict[Path, int]:
-    """{photo file: its number of faces that a detector must box}."""
-    return {f: OTHER_COUNTS.get(f.name, 1) for d in PHOTO_DIRS for f in sorted(d.iterdir())
-            if f.suffix.lower() in SUFFIXES}
+    """{photo file in the repo: its number of faces in focus, which a detector must box (and nothing else)}."""
+    return {f: len(REAL_PHOTOS[name].faces) for name, f in real_photo_files().items()}
 
 
 def count_is_right(photo: Path | str, found: int) -> bool:
-    """Whether `found` boxes is a right count for this photo (its faces, plus any it may also box)."""
-    name = Path(photo).name
-    need = OTHER_COUNTS.get(name, 1)
-    return need <= found <= need + MAY_ALSO_BOX.get(name, 0)
+    """Whether `found` boxes is the count of faces in focus in this photo."""
+    return found == len(REAL_PHOTOS[Path(photo).name].faces)
+
+
+def faces_hit(photo: str, shape: tuple[int, ...], boxes: list) -> tuple[int, int]:
+    """(faces in focus boxed, extra boxes): a face is boxed when a box holds its centre (each box counts
+    for one face); every other box is extra (on a blurred person, a crowd, a painting or texture)."""
+    h, w = shape[:2]
+    free = list(boxes)
+    hit = 0
+    for cx, cy in REAL_PHOTOS[photo].faces:
+        x, y = cx * w, cy * h
+        box = next((b for b in free if b.x <= x <= b.x + b.w and b.y <= y <= b.y + b.h), None)
+        if box is not None:
+            free.remove(box)
+            hit += 1
+    return hit, len(free)
 
 
 def negatives() -> list[Path]:
@@ -61,6 +135,13 @@ def views(rgb, crop: float = 0.6) -> list:
     ch, cw = round(h * crop), round(w * crop)
     corners = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), ((h - ch) // 2, (w - cw) // 2)]
     return [rgb, rgb[:, ::-1].copy()] + [rgb[y:y + ch, x:x + cw].copy() for y, x in corners]
+
+
+def soften(rgb: np.ndarray, sigma: float = 1.5, quality: int = 60) -> np.ndarray:
+    """A photo as a soft webcam gives it: blurred (Gaussian, `sigma` px) and JPEG-compressed at `quality`."""
+    blurred = cv2.GaussianBlur(rgb, (0, 0), sigma)
+    _, data = cv2.imencode(".jpg", np.ascontiguousarray(blurred[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
 
 
 # --- synthetic photos ---

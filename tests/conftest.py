@@ -126,3 +126,14 @@ def chromium(tmp_path_factory):
 
     with launched_chromium(tmp_path_factory.mktemp("webcam")) as browser:
         yield browser
+
+
+@pytest.fixture(scope="session")
+def shared_photos():
+    """../shared/photos (the 27 real photos of the real-photo benchmark), which CI has: a test that reads it
+    fails without it, never skips (the repo ships in tests/photos only the photos its other tests need)."""
+    from fer_demo.paths import SHARED_PHOTOS
+
+    if not SHARED_PHOTOS.is_dir():
+        pytest.fail(f"the shared real photos are missing: no folder {SHARED_PHOTOS}")
+    return SHARED_PHOTOS

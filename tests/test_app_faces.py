@@ -13,7 +13,7 @@ from fer_demo.faces import (GEOMETRY, Crop, crop_region, detector_crop, extract,
                             single_face, whole_image_crop)
 from fer_demo.images import load_image
 from fer_demo.paths import EXAMPLES_DIR, YUNET_FILE
-from fer_demo.photo_sets import count_is_right, face_counts
+from fer_demo.photo_sets import REAL_PHOTOS, face_counts, faces_hit, real_photo_files
 
 PHOTOS = EXAMPLES_DIR / "photos"
 PHOTO_FILES = {path.name: path for path in face_counts()}
@@ -35,11 +35,29 @@ def _inside(box: Box, x: float, y: float) -> bool:
 
 @pytest.mark.parametrize("name", sorted(FACE_COUNTS))
 def test_yunet_finds_every_face_and_nothing_else(yunet, name):
-    found = yunet.detect(_photo(name))
-    assert count_is_right(name, len(found)), [d.box for d in found]  # FACE_COUNTS[name], or a few more where allowed
+    rgb = _photo(name)
+    found = yunet.detect(rgb)
+    # each face in focus boxed (a box holds its centre), no box on anything else (people out of focus behind)
+    assert faces_hit(name, rgb.shape, [d.box for d in found]) == (FACE_COUNTS[name], 0), [d.box for d in found]
     for d in found:
         assert d.landmarks is not None and len(d.landmarks) == 5
         assert all(_inside(d.box, x, y) for x, y in d.landmarks[:3])  # eyes and nose inside the box
+
+
+def test_every_shared_photo_gets_its_faces_in_focus_and_states_their_count(predictor, shared_photos):
+    """The real-photo benchmark's photos (bench/real_photos.py): on each, the app's answer boxes every face
+    in focus, puts no box on anything else (blurred people, a crowd, a painted poster, a statuette, a logo),
+    and states the count of faces in focus."""
+    files = real_photo_files((shared_photos,))
+    assert len(files) == 27 and set(files) <= set(REAL_PHOTOS)
+    wrong = {}
+    for name, path in files.items():
+        analysis = predictor.analyze(path, tta="none")
+        faces = len(REAL_PHOTOS[name].faces)
+        got = faces_hit(name, analysis.image.rgb.shape, [f.box for f in analysis.faces]), analysis.n_detected
+        if got != ((faces, 0), faces):
+            wrong[name] = got
+    assert not wrong, wrong
 
 
 def test_boxes_land_on_the_faces(yunet):

@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from fer_demo import checkpoint as ckpt  # noqa: E402
 from fer_demo.backends import DIGEST_KEY, INT8_FILE, weights_digest  # noqa: E402
-from fer_demo.detectors import DETECT_SIDE, MIN_FACE_FRACTION, MIN_FACE_PIXELS, YUNET_NMS, YUNET_SCORE  # noqa: E402
+from fer_demo.detectors import (DETECT_SIDE, FOCUS_RATIO, FOCUS_SIDE, MIN_FACE_FRACTION, MIN_FACE_PIXELS,  # noqa: E402
+                                YUNET_NMS, YUNET_SCORE)
 from fer_demo.explain import default_layer  # noqa: E402
 from fer_demo.faces import GEOMETRY, MAX_FACES, MAX_FACES_CLASSIFIED, SMALL_IMAGE_SIDE  # noqa: E402
 from fer_demo.images import MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE  # noqa: E402
@@ -151,7 +152,7 @@ def export(checkpoint: Path, out: Path, yunet: Path = YUNET_FILE, opset: int = 1
         "fc_bias": [float(v) for v in fc.bias.detach().float().numpy()],
         "detector": {"side": DETECT_SIDE, "score": YUNET_SCORE, "nms": YUNET_NMS, "top_k": 5000,
                      "min_face_fraction": MIN_FACE_FRACTION, "min_face_pixels": MIN_FACE_PIXELS,
-                     "strides": [8, 16, 32]},
+                     "strides": [8, 16, 32], "focus_side": FOCUS_SIDE, "focus_ratio": FOCUS_RATIO},
         "geometry": {"scale": GEOMETRY["yunet"].scale, "down": GEOMETRY["yunet"].down,
                      "align": GEOMETRY["yunet"].align},
         "limits": {"max_faces": MAX_FACES, "max_faces_classified": MAX_FACES_CLASSIFIED,

@@ -2,7 +2,8 @@
 // the photo is seen at `side` px on its longest side, padded to a multiple of 32, fed as BGR 0-255; each
 // stride (8, 16, 32) gives cls, obj, bbox and kps per cell; score = sqrt(cls * obj); boxes above the score
 // threshold go through NMS on integer rectangles; faces under the minimum size are dropped; the rest are
-// mapped back to the photo's pixels and sorted largest first.
+// mapped back to the photo's pixels, kept if in focus (focus.js) and sorted largest first.
+import { inFocus } from './focus.js';
 import { pyRound, resize } from './resample.js';
 
 const DIVISOR = 32;
@@ -37,10 +38,8 @@ export class FaceDetector {
     const input = new this.ort.Tensor('float32', blob, [1, 3, padH, padW]);
     const out = await this.session.run({ [this.session.inputNames[0]]: input });
     const found = decode(out, padW, padH, this.s);
-    return found
-      .filter((d) => Math.max(d.box.w, d.box.h) >= minSide)
-      .map((d) => scaled(d, 1 / factor))
-      .sort((a, b) => b.box.w * b.box.h - a.box.w * a.box.h);
+    const kept = found.filter((d) => Math.max(d.box.w, d.box.h) >= minSide).map((d) => scaled(d, 1 / factor));
+    return inFocus(photo, kept, this.s).sort((a, b) => b.box.w * b.box.h - a.box.w * a.box.h);
   }
 }
 
