@@ -33,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=None,
                    help="port (default: env GRADIO_SERVER_PORT, else 7860)")
     p.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT),
-                   help="checkpoint folder (default: the shipped checkpoints/fer-resnet18)")
+                   help="checkpoint folder (default: the shipped fer_demo/assets/fer-resnet18)")
     p.add_argument("--dataset", default=None,
                    help="FER2013 copy for the Test set tab's faces (default: env FER_DATASET, else "
                         f"{LOCAL_DATASET} if present, else the Hub)")

@@ -1,6 +1,6 @@
 """Face detectors, as a table: YuNet (the default) and OpenCV's Haar cascade (the fallback).
 
-YuNet (OpenCV model zoo, MIT licence, `models/yunet/`) is a small CNN; its ONNX
+YuNet (OpenCV model zoo, MIT licence, `fer_demo/assets/yunet/`) is a small CNN; its ONNX
 file runs in ONNX Runtime (twice as fast as OpenCV's DNN module on the same CPU,
 README "Speed") and its outputs are decoded as `cv2.FaceDetectorYN` decodes them
 (`decode_yunet`; a test holds the two to the same faces). It finds three-quarter views and tilted

@@ -36,7 +36,7 @@ from fer_demo.paths import REPO_ROOT  # noqa: E402
 # the model card it shows, and the Space's README (front matter), requirements and licence.
 # Patterns as upload_folder reads them: fnmatch on paths relative to the repo, `*` crossing `/`.
 ALLOW_PATTERNS = ["app.py", "README.md", "MODEL_CARD.md", "LICENSE", "requirements.txt", "fer_demo/*.py",
-                  "checkpoints/fer-resnet18/*", "models/*", "examples/*"]
+                  "fer_demo/assets/*", "examples/*"]
 IGNORE_PATTERNS = [".*", "*/.*", "*__pycache__*", "*.pyc", "examples/*.py"]
 
 WEB_DIST = REPO_ROOT / "web" / "dist"

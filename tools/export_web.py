@@ -1,7 +1,7 @@
 """Export what the static page (web/) runs in the browser: the classifier as ONNX with a second output
 (layer4's feature maps, for the CAM), the YuNet face detector, and the page's settings and model-card text.
 
-    python tools/export_web.py [--checkpoint checkpoints/fer-resnet18] [--out web/models] [--precision fp32|int8]
+    python tools/export_web.py [--checkpoint fer_demo/assets/fer-resnet18] [--out web/models] [--precision fp32|int8]
 
 Writes into --out:
   classifier.onnx  input `input` (N, 1, 48, 48) normalized; outputs `logits` (N, 7) and `layer4` (N, 512, 3, 3)
