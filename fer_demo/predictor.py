@@ -25,7 +25,7 @@ from .labels import FACE_SIZE, PROB_DIGITS, rounded_label_probs
 from .model import stage_map_sizes
 from .transforms import FULL_TTA, NO_TTA, TTA, tta_name
 
-# Chosen on validation faces, end to end in synthetic photos (`python bench/end_to_end.py --split validation
+# Chosen on validation faces, end to end in synthetic photos (`python -m bench.end_to_end --split validation
 # --tta-sweep --detectors yunet`). The shipped model: 10 views 0.705 / 0.708 upright / turned, flip 0.707 / 0.708,
 # none 0.691 / 0.692, a tie within one face that the direct scores on the same faces break (10 views 0.722 / 0.717,
 # flip 0.717 / 0.715). The previous model: 10 views 0.686 / 0.685, flip 0.686 / 0.658, none 0.679 / 0.671.

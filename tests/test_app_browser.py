@@ -16,7 +16,7 @@ from fer_demo.backends import predictions_name
 from fer_demo.labels import FER_LABELS
 from fer_demo.paths import EXAMPLES_DIR
 
-from .support.browser import keep_screenshot, labelled_fps, open_app_page, start_webcam
+from fer_demo_testing.browser import keep_screenshot, labelled_fps, open_app_page, start_webcam
 
 
 pytestmark = pytest.mark.slow

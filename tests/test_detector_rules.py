@@ -13,7 +13,7 @@ from fer_demo.detectors import (EYE_SPAN, MIN_INSIDE, RULES, SMALL_FACE_FRACTION
                                 FaceDetector, YuNetDetector, eye_span_plausible, failed_rules, inside_fraction,
                                 landmarks_in_order, mostly_inside, plausible, small_box_confident)
 from fer_demo.images import load_image
-from fer_demo.photo_sets import CANVAS, face_counts, load_textures, make_photos, negatives, views
+from fer_demo_testing.photo_sets import CANVAS, face_counts, load_textures, make_photos, negatives, views
 
 SHAPE = (480, 640, 3)  # a detector copy: 640 x 480
 # A frontal face, 100 x 130 px: eyes 40 px apart (0.4 of the width), nose below them, mouth below the nose.

@@ -10,7 +10,7 @@ import pytest
 
 from fer_demo.clips import h264_writer
 
-from .support.browser import keep_screenshot
+from fer_demo_testing.browser import keep_screenshot
 from .test_video import FPS, RATE, SIZE, two_people
 
 pytestmark = pytest.mark.slow
