@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     from PIL import Image
 
     from fer_demo.inference import predict_probs
-    from fer_demo.explain import METHODS, SLOW_METHODS, compute_cams, default_layer, explain_face
+    from fer_demo.cams import METHODS, SLOW_METHODS, compute_cams, default_layer, explain_face
     from fer_demo.detectors import DETECTORS
     from fer_demo.faces import detector_crop, extract
     from fer_demo.predictor import Predictor

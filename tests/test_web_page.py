@@ -351,7 +351,7 @@ def test_page_states_privacy_layer_and_model_card(page, predictor):
     accuracy (no TTA), as the Python side has them."""
     from fer_demo.backends import report_name
     from fer_demo.checkpoint import SHIPPED_CHECKPOINT
-    from fer_demo.explain import default_layer
+    from fer_demo.cams import default_layer
     from fer_demo.model import CAM_LAYERS
 
     sizes, last, app = predictor.map_sizes, CAM_LAYERS[-1], default_layer(predictor.map_sizes)

@@ -36,7 +36,7 @@ from torch import nn
 from fer_demo import checkpoint as ckpt
 from fer_demo.backends import DIGEST_KEY, INT8_FILE, weights_digest
 from fer_demo.detectors import DETECT_SIDE, MIN_FACE_FRACTION, MIN_FACE_PIXELS, YUNET_NMS, YUNET_SCORE
-from fer_demo.explain import default_layer
+from fer_demo.cams import default_layer
 from fer_demo.faces import GEOMETRY, MAX_FACES, MAX_FACES_CLASSIFIED, SMALL_IMAGE_SIDE
 from fer_demo.images import MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE
 from fer_demo.model import stage_map_sizes

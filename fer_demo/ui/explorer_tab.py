@@ -6,8 +6,7 @@ import gradio as gr
 import numpy as np
 
 from ..drawing import enlarge, overlay
-from ..explain import (DEFAULT_METHOD, FAITHFULNESS_NOTE, METHOD_HINT, METHODS, SLOW_METHODS, default_layer,
-                       explain_image)
+from ..cams import DEFAULT_METHOD, FAITHFULNESS_NOTE, METHOD_HINT, METHODS, SLOW_METHODS, default_layer
 from ..labels import NUM_CLASSES
 from ..model import CAM_LAYERS
 from ..predictor import Predictor
@@ -20,8 +19,7 @@ def api_explain(predictor: Predictor, face_image: str | None, method: str = DEFA
                 target: str = "predicted", all_classes: bool = False, progress=gr.Progress()) -> dict:
     """Explain one face: CAM maps (48x48, 0-1) for the chosen class(es), with faithfulness scores."""
     report = (lambda frac, desc: progress(frac, desc=desc)) if method in SLOW_METHODS else None
-    return explain_image(predictor, face_image, method, layer or default_layer(predictor.map_sizes), target,
-                         bool(all_classes), progress=report)
+    return predictor.explain(face_image, method, layer, target, bool(all_classes), progress=report)
 
 
 def ui_explain(predictor: Predictor, face_image, method, layer, target, all_classes, progress=gr.Progress()):

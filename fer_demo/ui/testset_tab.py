@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..drawing import enlarge, overlay
-from ..explain import DEFAULT_METHOD, default_layer, top_class_cams
+from ..cams import DEFAULT_METHOD, default_layer, top_class_cams
 from ..predictor import Predictor
 from ..testset import MODES, NO_TTA_MODE, DatasetUnavailable, HeldOutSet
 from .common import bind, errors_as_gr_error
