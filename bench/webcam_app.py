@@ -83,13 +83,13 @@ def logged(handler, log):
 
 def main(argv=None) -> int:
     stream, calls, rest = parse_args(argv)
-    import app
+    from fer_demo import serve
     from fer_demo.ui import predict_tab
 
     predict_tab.LIVE_STREAM = stream
     with open(calls, "a", buffering=1) as log:
         predict_tab.label_frame = logged(predict_tab.label_frame, log)
-        return app.main(rest)
+        return serve.main(rest)
 
 
 if __name__ == "__main__":
