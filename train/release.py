@@ -164,9 +164,9 @@ def record_rescore(dest: Path) -> None:
 
 def package(folder: Path, dest: Path, dataset: str) -> None:
     """Export, quantize, re-score validation (recorded in config.json), then score the test split once."""
-    on = ["--checkpoint", str(dest), "--dataset", dataset]
+    on = ["--checkpoint", str(dest), "--out", str(dest), "--dataset", dataset]  # the shipped files, on purpose
     run_step(export.main, [str(folder), str(dest)])
-    run_step(quantize.main, [str(dest), "--dataset", dataset])
+    run_step(quantize.main, [str(dest), "--out", str(dest), "--dataset", dataset])
     run_step(evaluate.main, on + ["--split", "validation"])
     run_step(evaluate.main, on + ["--split", "validation", "--backend", "onnx-int8"])
     record_rescore(dest)

@@ -100,7 +100,7 @@ def build_testset_tab(predictor: Predictor, heldout: HeldOutSet) -> None:
     modes = heldout.modes()
     if not modes:
         gr.Markdown(f"No test report beside the checkpoint (`{predictor.folder}`): run "
-                    f"`python -m train.evaluate --tta --backend {predictor.backend}` to write "
+                    f"`{heldout.evaluate_command}` to write "
                     f"`{heldout.report_file}`.")
     with gr.Row(visible=bool(modes)):
         gr.Dataframe(value=heldout.summary_rows() or None, headers=["predictions", "accuracy", "macro-F1", "ECE",
