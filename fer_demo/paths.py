@@ -18,7 +18,6 @@ YUNET_FILE = ASSETS_DIR / "yunet" / "face_detection_yunet_2026may.onnx"
 REPO_ROOT = PACKAGE_DIR.parent
 EXAMPLES_DIR = REPO_ROOT / "examples"
 MODEL_CARD = REPO_ROOT / "MODEL_CARD.md"
-RUNS_DIR = REPO_ROOT / "runs"
 # The local copy of FER2013 beside the repo (`hf download <data.DEFAULT_DATASET> --repo-type dataset
 # --local-dir` it) that the app's Test set tab, the tests, CI and the benches read when it is there.
 LOCAL_DATASET = REPO_ROOT.parent / "shared" / "data" / "fer2013"
