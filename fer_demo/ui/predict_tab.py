@@ -58,10 +58,15 @@ LIVE_STREAM = LiveStream(every_s=0.05, width=640, height=480)
 def predict_with_analysis(predictor: Predictor, photo: str | None, whole_image: bool = False,
                           tta: bool = True) -> tuple[dict, Analysis]:
     """Find the faces in a photo and classify each: box, eye landmarks, crop, top label and the 7 probabilities.
-    `tta` averages each face with its views (the answer's "tta" names them); false classifies the face alone.
 
-    Returns the JSON answer and the analysis that the tab draws its pictures from (kept in a gr.State,
-    which API clients do not see)."""
+    Args:
+        photo: the photo (JPEG, PNG, WebP, GIF, BMP or TIFF)
+        whole_image: classify the whole image (its centred square) as one face instead of finding faces
+        tta: average each face with its views (the answer's "tta" names them); false classifies the face alone
+
+    Returns:
+        The JSON answer: the faces, their boxes, labels and probabilities, and a message in words. (The Predict tab
+        also keeps the analysis it draws its pictures from, in a gr.State that API clients do not see.)"""
     if photo is None:
         raise ImageLoadError("No image was given: upload a photo, paste one, or take one with the webcam.")
     a = predictor.analyze(photo, bool(whole_image), tta=predictor.serving_tta(tta))

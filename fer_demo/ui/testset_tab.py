@@ -20,8 +20,12 @@ CORNER = "true \\ predicted"
 @errors_as_gr_error
 def api_confusion(heldout: HeldOutSet, true: str, predicted: str, mode: str = NO_TTA_MODE,
                   progress=gr.Progress()) -> dict:
-    """Test faces of true class `true` that the model predicts as `predicted` (up to 12, most confident first);
-    `mode` "TTA" takes the predictions averaged over the evaluator's 10 views."""
+    """Test faces of true class `true` that the model predicts as `predicted` (up to 12, most confident first).
+
+    Args:
+        true: the true class (a label: angry, disgust, fear, happy, sad, surprise, neutral)
+        predicted: the predicted class (a label)
+        mode: "no TTA", or "TTA" for the predictions averaged over the evaluator's 10 views"""
     return heldout.cell(true, predicted, mode=mode, progress=lambda f, d: progress(f, desc=d))
 
 
