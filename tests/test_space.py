@@ -26,7 +26,8 @@ from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT, YUNET_FILE
 SPACE_KEYS = {"title", "emoji", "colorFrom", "colorTo", "sdk", "sdk_version", "app_file", "license", "datasets",
               "short_description", "pinned"}
 SPACE_COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
-NEVER_UPLOADED = ("tests/", "runs/", "bench/", "train/", "tools/", ".venv/", ".git/", ".pytest_cache/")
+NEVER_UPLOADED = ("tests/", "runs/", "bench/", "train/", "tools/", "fer_demo_testing/", ".venv/", ".git/",
+                  ".pytest_cache/")
 
 
 def _pin(requirements: str, package: str) -> str | None:
