@@ -61,9 +61,9 @@ class LogitsAndFeatures(nn.Module):
 
 
 def model_card_text(card: Path) -> dict:
-    """The model card's 'Intended use and misuse' paragraphs, as plain text."""
+    """The intended use and the misuse paragraphs of the model card's "Uses" section, as plain text."""
     text = card.read_text(encoding="utf-8")
-    match = re.search(r"^## Intended use and misuse\s*\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    match = re.search(r"^## Uses\s*\n(.*?)(?=^## |\Z)", text, re.S | re.M)
     paragraphs = [" ".join(p.split()) for p in (match.group(1) if match else "").split("\n\n") if p.strip()]
     intended = [p for p in paragraphs if p.startswith("Intended")]
     misuse = [p for p in paragraphs if p.startswith("Not intended")]
