@@ -56,7 +56,7 @@ space-dry-run: $(VENV)/.runtime
 space: $(VENV)/.runtime
 	$(PY) -m tools.deploy_space $(SPACE)
 
-# The static page (web/, see the README): export the ONNX files, install the pinned npm packages, build web/dist.
+# The static page (web/, see docs/web-page.md): export the ONNX files, install the pinned npm packages, build web/dist.
 web: $(VENV)/.dev
 	$(PY) -m tools.export_web
 	cd web && npm ci --no-audit --no-fund && npm run build

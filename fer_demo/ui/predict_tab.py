@@ -49,7 +49,7 @@ class LiveStream:
         return gr.WebcamOptions(mirror=True, constraints=ask)
 
 
-# Chosen with bench/webcam_fps.py (README, "The live webcam's frame rate"): 0.05 s lets the page see about 19
+# Chosen with bench/webcam_fps.py (docs/results.md, "The live webcam's frame rate"): 0.05 s lets the page see about 19
 # labelled frames a second on 2 cores, 0.1 s capped it at 10; 640x480 keeps the faces' pixels for the crops.
 LIVE_STREAM = LiveStream(every_s=0.05, width=640, height=480)
 
