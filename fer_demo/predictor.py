@@ -117,8 +117,7 @@ class Predictor:
         >>> from fer_demo import Predictor
         >>> p = Predictor(backend="torch", tta="flip")  # the shipped model; or Predictor("runs/r18", device="cuda")
         >>> answer = p.predict("photo.jpg")  # the app's /predict answer, as fer_demo.predict gives it
-        >>> [(f["label"], f["confidence"]) for f in answer["faces"]]
-        [('happy', 0.93)]
+        >>> [(f["label"], f["confidence"]) for f in answer["faces"]]  # one pair per face found
         >>> cam = p.explain("face.png", method="GradCAM++")  # the app's /explain answer
 
     `checkpoint`: a folder written by train.train or train.export (default: the shipped fer-resnet18);
