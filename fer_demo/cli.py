@@ -114,10 +114,8 @@ def run_video(args) -> int:
 
 
 def run_serve(args) -> int:
-    from .allocator import cap_malloc_arenas
     from .serve import main as serve
 
-    cap_malloc_arenas()  # before torch, onnxruntime and gradio start their threads
     return serve(args.options)
 
 
@@ -134,6 +132,11 @@ def is_bad_input(e: BaseException) -> bool:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:  # as app.py does: before torch, onnxruntime and gradio are imported
+        from .allocator import cap_malloc_arenas
+
+        cap_malloc_arenas()
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # a clip OpenCV cannot open: our one line, not its warning
     p = parser()
     args, rest = p.parse_known_args(argv)
