@@ -8,7 +8,7 @@ Every figure comes from this one run, for the app's live settings (`ui.predict_t
   compute-only   the stream's handler (`ui.predict_tab.label_frame`) alone, in this process, on the fake
                  camera's frames at the size the browser sent: median ms a frame and the frames/s that allows
   browser        app.py on 127.0.0.1 (bench/webcam_app.py: app.py with these settings, its handler's calls
-                 logged) and headless Chromium (tests/support/browser.py) whose fake camera plays a 30 frames/s
+                 logged) and headless Chromium (fer_demo_testing/browser.py) whose fake camera plays a 30 frames/s
                  clip of the astronaut photo drifting a pixel a frame; over --seconds, a second each:
                  "sent" frames the page posted, "answered" frames the handler labelled (its median ms there,
                  beside the browser), "seen" labelled frames that reached the page (loaded into #live-out);

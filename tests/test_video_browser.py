@@ -1,6 +1,6 @@
 """The Video tab in a real browser: upload a clip, see the annotated clip play, the timeline and the CSV.
 
-The session's headless Chromium (tests/support/browser.py), driven by Playwright; skipped (or failed
+The session's headless Chromium (fer_demo_testing/browser.py), driven by Playwright; skipped (or failed
 under FER_REQUIRE_BROWSER=1) without one.
 """
 

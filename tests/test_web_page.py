@@ -1,7 +1,7 @@
 """The static page (web/dist, built by `make web`) in headless Chromium: the same faces and labels as the
 Python app, from a localhost server of that folder, with no request leaving it.
 
-Runs in the session's headless Chromium (tests/support/browser.py); skips when Chromium is missing, unless
+Runs in the session's headless Chromium (fer_demo_testing/browser.py); skips when Chromium is missing, unless
 FER_REQUIRE_BROWSER=1 (CI), which makes that a failure. Builds web/dist when it is missing. Frame rates go
 to tests/artifacts/web_fps.json.
 """
