@@ -21,6 +21,7 @@ import pytest
 
 from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
 
+pytestmark = pytest.mark.slow  # a wheel built and installed into a fresh venv
 PHOTO = EXAMPLES_DIR / "photos" / "group_collage.jpg"
 AUDIT_MODULE = '''"""Records the paths Python opens or lists, into env FER_AUDIT_LOG at exit (tests/test_package.py)."""
 import atexit, json, os, sys
@@ -114,7 +115,6 @@ def test_the_wheel_holds_the_package_model_and_detector_and_no_helpers(installed
     assert not [n for n in names if "__pycache__" in n or n.startswith(("fer_demo_testing", "train", "tests"))]
 
 
-@pytest.mark.slow
 def test_installed_outside_the_clone_it_labels_a_photo_and_reads_nothing_of_the_clone(installed, tmp_path):
     log = tmp_path / "audit.jsonl"
     code = ("import json, fer_demo, fer_demo.paths as p; a = fer_demo.predict('group_collage.jpg'); "
