@@ -27,9 +27,8 @@ from .model import stage_map_sizes
 from .transforms import FULL_TTA, NO_TTA, TTA, tta_name
 
 # Chosen on validation faces, end to end in synthetic photos (`python -m bench.end_to_end --split validation
-# --tta-sweep --detectors yunet`). The shipped model: 10 views 0.705 / 0.708 upright / turned, flip 0.707 / 0.708,
-# none 0.691 / 0.692, a tie within one face that the direct scores on the same faces break (10 views 0.722 / 0.717,
-# flip 0.717 / 0.715). The previous model: 10 views 0.686 / 0.685, flip 0.686 / 0.658, none 0.679 / 0.671.
+# --tta-sweep --detectors yunet`; the figures are in docs/detection.md): 10 views and the mirror alone tie within
+# one face there, and the same faces classified directly break the tie for the 10 views.
 DEFAULT_TTA = FULL_TTA
 WHOLE_IMAGE = "whole image"
 
@@ -122,7 +121,7 @@ class Predictor:
 
     `checkpoint`: a folder written by train.train or train.export (default: the shipped fer-resnet18);
     `device`: "cpu" or "cuda"; `backend`: "auto" (the int8 ONNX copy when the checkpoint has a fresh one, else
-    PyTorch), "torch" or "onnx-int8"; `detector`: "yunet" or "haar" (`detector_model`: another model file,
+    PyTorch), "torch" or "onnx-int8"; `detector`: "yunet", "yunet-opencv" or "haar" (`detector_model`: another model file,
     `detect_side`: the longest side the detector sees); `tta`: "10-view", "flip" or "none".
 
     Plain predictions use `classifier` (the model, or its int8 ONNX copy) under a lock. Grad-CAM gets its own copy
