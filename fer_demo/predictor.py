@@ -121,8 +121,8 @@ class Predictor:
 
     `checkpoint`: a folder written by train.train or train.export (default: the shipped fer-resnet18);
     `device`: "cpu" or "cuda"; `backend`: "auto" (the int8 ONNX copy when the checkpoint has a fresh one, else
-    PyTorch), "torch" or "onnx-int8"; `detector`: "yunet", "yunet-opencv" or "haar" (`detector_model`: another model file,
-    `detect_side`: the longest side the detector sees); `tta`: "10-view", "flip" or "none".
+    PyTorch), "torch" or "onnx-int8"; `detector`: "yunet", "yunet-opencv" or "haar" (`detector_model`: another
+    model file, `detect_side`: the longest side the detector sees); `tta`: "10-view", "flip" or "none".
 
     Plain predictions use `classifier` (the model, or its int8 ONNX copy) under a lock. Grad-CAM gets its own copy
     (`cam_model`, with its own lock, see cams.py), so that a slow explanation
