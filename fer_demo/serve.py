@@ -60,6 +60,21 @@ def server_address(args: argparse.Namespace, environ=os.environ) -> tuple[str, i
     return host, port
 
 
+def keep_mcp_answers_whole() -> None:
+    """Work around Gradio 6.31's MCP server: it answers a queued tool call with gradio_client's result, which
+    already leaves the event's gr.State outputs out, then removes them again by position. /predict's event also
+    returns the Predict tab's analysis in a gr.State, so every MCP call of it failed ("pop index out of range").
+    State outputs are removed only while the answer still holds one value per output."""
+    from gradio.mcp import GradioMCPServer
+
+    remove_states = GradioMCPServer.pop_returned_state
+
+    def pop_returned_state(components, data):
+        return remove_states(components, data) if len(data) == len(components) else data
+
+    GradioMCPServer.pop_returned_state = staticmethod(pop_returned_state)
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
     args = parse_args(argv)
@@ -80,6 +95,8 @@ def main(argv=None) -> int:
     for note in predictor.notes:
         print(note, file=sys.stderr)
     demo = build_app(predictor, HeldOutSet(predictor, args.dataset))
+    if args.mcp:
+        keep_mcp_answers_whole()
     demo.queue(max_size=64, default_concurrency_limit=2)
     host, port = server_address(args)
     demo.launch(server_name=host, server_port=port,
