@@ -40,17 +40,15 @@ def main(argv=None) -> int:
     p.add_argument("--photo", type=Path, default=EXAMPLES_DIR / "photos" / "group_collage.jpg")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "app.jpg")
     args = p.parse_args(argv)
-    missing = browser_missing()
-    if missing:
-        print(f"error: {missing}", file=sys.stderr)
-        return 2
-    try:
-        size = shoot(args.photo, args.out)
-    except LaunchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.out} ({size / 1024:.0f} KB)")
-    return 0
+    problem = browser_missing()
+    if not problem:
+        try:
+            print(f"wrote {args.out} ({shoot(args.photo, args.out) / 1024:.0f} KB)")
+        except LaunchError as e:
+            problem = str(e)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+    return 2 if problem else 0
 
 
 if __name__ == "__main__":
