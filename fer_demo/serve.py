@@ -61,15 +61,18 @@ def server_address(args: argparse.Namespace, environ=os.environ) -> tuple[str, i
 
 
 def keep_mcp_answers_whole() -> None:
-    """Work around Gradio 6.31's MCP server: it answers a queued tool call with gradio_client's result, which
-    already leaves the event's gr.State outputs out, then removes them again by position. /predict's event also
-    returns the Predict tab's analysis in a gr.State, so every MCP call of it failed ("pop index out of range").
-    State outputs are removed only while the answer still holds one value per output."""
+    """Work around Gradio 6.31's MCP server: it answers a queued tool call with gradio_client's result (wrapped in
+    a list), which already leaves the event's gr.State outputs out, then removes them again by position.
+    /predict's event also returns the Predict tab's analysis in a gr.State, so every MCP call of it failed ("pop
+    index out of range"). A client's result is unwrapped into the outputs it holds, and State outputs are removed
+    only while it still holds one value per output."""
     from gradio.mcp import GradioMCPServer
 
     remove_states = GradioMCPServer.pop_returned_state
 
     def pop_returned_state(components, data):
+        if len(components) > 1 and len(data) == 1 and isinstance(data[0], (list, tuple)):
+            data = list(data[0])
         return remove_states(components, data) if len(data) == len(components) else data
 
     GradioMCPServer.pop_returned_state = staticmethod(pop_returned_state)
