@@ -45,20 +45,20 @@ smoke: $(VENV)/.dev
 	$(PY) -m train.train --dataset ../shared/data/fer2013 --epochs 1 --limit-train 2000 --out runs/smoke
 
 bench: $(VENV)/.dev
-	$(PY) bench/train_throughput.py
-	$(PY) bench/latency.py
-	$(PY) bench/roofline.py
-	$(PY) bench/load.py
+	$(PY) -m bench.train_throughput
+	$(PY) -m bench.latency
+	$(PY) -m bench.roofline
+	$(PY) -m bench.load
 
 space-dry-run: $(VENV)/.runtime
-	$(PY) tools/deploy_space.py --dry-run
+	$(PY) -m tools.deploy_space --dry-run
 
 space: $(VENV)/.runtime
-	$(PY) tools/deploy_space.py $(SPACE)
+	$(PY) -m tools.deploy_space $(SPACE)
 
-# The static page (web/, see the README): export the ONNX files, install the pinned npm packages, build web/dist.
+# The static page (web/, see docs/web-page.md): export the ONNX files, install the pinned npm packages, build web/dist.
 web: $(VENV)/.dev
-	$(PY) tools/export_web.py
+	$(PY) -m tools.export_web
 	cd web && npm ci --no-audit --no-fund && npm run build
 
 web-serve:

@@ -1,92 +1,23 @@
-"""fer-demo web app (Hugging Face Spaces convention: `python app.py`).
+"""fer-demo web app (Hugging Face Spaces convention: `python app.py`); `fer-demo serve` runs the same.
 
     python app.py [--port 7860] [--checkpoint DIR] [--dataset PATH_OR_HUB_ID] [--backend auto]
                   [--detector yunet|haar] [--detector-model FILE] [--detect-side 640] [--tta 10-view|flip|none]
+                  [--mcp]
 
-Binds to 127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT or
---port say otherwise. The logic lives in fer_demo/ (ui/app.py builds the Blocks).
+Binds to 127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT or --port say otherwise; --mcp (or env
+FER_MCP=1) also serves the endpoints as MCP tools. The logic lives in fer_demo/ (serve.py starts the app,
+ui/app.py builds the Blocks).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+from fer_demo.allocator import cap_malloc_arenas
+from fer_demo.serve import main, parse_args, server_address
 
-if __name__ == "__main__":  # before torch, onnxruntime and gradio start their threads
-    from fer_demo.allocator import cap_malloc_arenas
-
-    cap_malloc_arenas()
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    from fer_demo.backends import BACKENDS
-    from fer_demo.checkpoint import SHIPPED_CHECKPOINT
-    from fer_demo.detectors import DEFAULT_DETECTOR, DETECT_SIDE, DETECTORS
-    from fer_demo.predictor import DEFAULT_TTA
-    from fer_demo.transforms import TTA
-    from fer_demo.paths import LOCAL_DATASET
-
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--port", type=int, default=None,
-                   help="port (default: env GRADIO_SERVER_PORT, else 7860)")
-    p.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT),
-                   help="checkpoint folder (default: the shipped checkpoints/fer-resnet18)")
-    p.add_argument("--dataset", default=None,
-                   help="FER2013 copy for the Test set tab's faces (default: env FER_DATASET, else "
-                        f"{LOCAL_DATASET} if present, else the Hub)")
-    p.add_argument("--backend", default=os.environ.get("FER_BACKEND", "auto"),
-                   choices=["auto", *BACKENDS],
-                   help="what classifies: auto (default, env FER_BACKEND) takes the checkpoint's int8 ONNX "
-                        "model when it has a fresh one, else PyTorch; Grad-CAM always runs in PyTorch")
-    p.add_argument("--detector", default=os.environ.get("FER_DETECTOR", DEFAULT_DETECTOR), choices=list(DETECTORS),
-                   help="face detector (default: env FER_DETECTOR, else yunet); when YuNet's model file is missing "
-                        "or broken the app says so and uses the Haar cascade")
-    p.add_argument("--detector-model", default=None, help="another model file for the detector")
-    p.add_argument("--detect-side", type=int, default=DETECT_SIDE,
-                   help=f"the detector sees the photo scaled to this longest side (default {DETECT_SIDE}); larger "
-                        "finds more small or blurred faces, at a cost in time")
-    p.add_argument("--tta", default=DEFAULT_TTA, choices=list(TTA),
-                   help=f"test-time augmentation of each face (default {DEFAULT_TTA}); the UI and /predict can "
-                        "switch it off per request")
-    return p.parse_args(argv)
-
-
-def server_address(args: argparse.Namespace, environ=os.environ) -> tuple[str, int]:
-    """(host, port): 127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT or --port say otherwise."""
-    host = environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
-    port = args.port or int(environ.get("GRADIO_SERVER_PORT") or 7860)
-    return host, port
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from fer_demo.checkpoint import CheckpointError
-    from fer_demo.detectors import DetectorError
-    from fer_demo.images import MAX_FILE_BYTES
-    from fer_demo.predictor import Predictor
-    from fer_demo.testset import HeldOutSet
-    from fer_demo.ui import build_app, model_card_files
-
-    try:
-        predictor = Predictor(args.checkpoint, backend=args.backend, detector=args.detector,
-                              detector_model=args.detector_model, tta=args.tta, detect_side=args.detect_side)
-    except (CheckpointError, DetectorError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"classifier: {predictor.backend}; face detector: {predictor.detector.name}", file=sys.stderr)
-    for note in predictor.notes:
-        print(note, file=sys.stderr)
-    demo = build_app(predictor, HeldOutSet(predictor, args.dataset))
-    demo.queue(max_size=64, default_concurrency_limit=2)
-    host, port = server_address(args)
-    demo.launch(server_name=host, server_port=port,
-                max_file_size=MAX_FILE_BYTES, show_error=True, footer_links=["api", "gradio"],
-                allowed_paths=model_card_files())
-    return 0
-
+__all__ = ["main", "parse_args", "server_address"]
 
 if __name__ == "__main__":
+    cap_malloc_arenas()  # before torch, onnxruntime and gradio start their threads
     sys.exit(main())

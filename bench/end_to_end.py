@@ -1,11 +1,11 @@
 """What the photo pipeline (detect, align, crop, classify) loses against classifying FER2013 faces directly.
 
-    python bench/end_to_end.py [--split test] [--faces 600] [--detectors yunet,haar] [--angles 0,20]
-    python bench/end_to_end.py --split validation --fit-crop      # crop geometry per detector
-    python bench/end_to_end.py --split validation --thresholds    # YuNet's thresholds and plausibility rules
-    python bench/end_to_end.py --split validation --tta-sweep     # which test-time augmentation to serve
+    python -m bench.end_to_end [--split test] [--faces 600] [--detectors yunet,haar] [--angles 0,20]
+    python -m bench.end_to_end --split validation --fit-crop      # crop geometry per detector
+    python -m bench.end_to_end --split validation --thresholds    # YuNet's thresholds and plausibility rules
+    python -m bench.end_to_end --split validation --tta-sweep     # which test-time augmentation to serve
 
-FER2013 faces are pasted into synthetic 640x480 photos (fer_demo/photo_sets.py:
+FER2013 faces are pasted into synthetic 640x480 photos (fer_demo_testing/photo_sets.py:
 upscaled to 120-220 px, on blurred-noise backgrounds, 3 to a photo, turned by up
 to +-ANGLE degrees). The app's Predictor runs on each photo; a found face is a
 box whose centre lies within 0.35 x the face's side of the true centre.
@@ -19,7 +19,7 @@ is reported once after. One JSON line per figure.
 --thresholds also pastes the faces onto real photos with no face in them
 (tests/negatives: brick, gravel, a cat, a concrete wall...) and small (40-100
 px, 8 to a photo), and counts the boxes drawn on those negatives themselves
-and the real photos whose face count comes out wrong (fer_demo/photo_sets.py).
+and the real photos whose face count comes out wrong (fer_demo_testing/photo_sets.py).
 """
 
 from __future__ import annotations
@@ -35,17 +35,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from fer_demo.data import load_fer  # noqa: E402
-from fer_demo.detectors import (DETECT_SIDE, EYE_SPAN, RULES, YuNetDetector, eye_span_plausible,  # noqa: E402
-                                in_focus, mostly_inside, plausible, small_box_confident)
-from fer_demo.faces import GEOMETRY, CropGeometry, extract, face_crop  # noqa: E402
-from fer_demo.paths import LOCAL_DATASET  # noqa: E402
-from fer_demo.photo_sets import (SMALL_FACE_SIDES, SMALL_FACES_PER_PHOTO, count_is_right, face_counts,  # noqa: E402
+from fer_demo.data import load_fer
+from fer_demo.detectors import (DETECT_SIDE, EYE_SPAN, RULES, YuNetDetector, eye_span_plausible, in_focus,
+                                mostly_inside, plausible, small_box_confident)
+from fer_demo.faces import GEOMETRY, CropGeometry, extract, face_crop
+from fer_demo.paths import LOCAL_DATASET
+from fer_demo_testing.photo_sets import (SMALL_FACE_SIDES, SMALL_FACES_PER_PHOTO, count_is_right, face_counts,
                                  load_textures, make_photos, match, negatives, views)
-from fer_demo.predictor import Predictor  # noqa: E402
-from fer_demo.transforms import TTA  # noqa: E402
+from fer_demo.predictor import Predictor
+from fer_demo.transforms import TTA
 
 SCORES = (0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75)
 NMS_VALUES = (0.2, 0.3, 0.4, 0.5, 0.6)
@@ -157,7 +155,7 @@ def fit_crop(args, predictors, faces, labels):
 
 
 def real_photos():
-    """(file name, RGB, file) of the real photos in the repo (their face counts: fer_demo/photo_sets.py)."""
+    """(file name, RGB, file) of the real photos in the repo (their face counts: fer_demo_testing/photo_sets.py)."""
     from fer_demo.images import load_image
 
     return [(f.name, load_image(f).rgb, f) for f in face_counts()]
@@ -189,7 +187,7 @@ def settle(found, shape, score: float, nms: float, rules: dict):
     suppression): non-maximum suppression as cv2.FaceDetectorYN does it, the score threshold, the rules.
     (Suppressing at RAW_SCORE and then dropping low scores is the same as suppressing at `score`:
     a box can only suppress boxes that score lower.) Then the shipped focus rule, on the boxes kept (its own
-    settings are chosen with bench/real_photos.py --sweep)."""
+    settings are chosen with python -m bench.real_photos --sweep)."""
     if not found:
         return []
     keep = cv2.dnn.NMSBoxes([[d.box.x, d.box.y, d.box.w, d.box.h] for d in found], [d.score for d in found],

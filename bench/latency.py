@@ -1,6 +1,6 @@
 """Latency of each stage of the app on this CPU, after warm-up: one JSON line per figure.
 
-    python bench/latency.py [--runs 50 --slow-runs 10 --warmup 3] [--only classify,gradcam] [--no-server]
+    python -m bench.latency [--runs 50 --slow-runs 10 --warmup 3] [--only classify,gradcam] [--no-server]
 
 Stages (median and p95 over --runs timed runs, each after --warmup untimed ones):
   detect_1mp_<name>   face detection on a 1155x866 (1 MP) photo, for each detector (YuNet, the app's default;
@@ -13,7 +13,7 @@ Stages (median and p95 over --runs timed runs, each after --warmup untimed ones)
   predict_1mp         Predictor.predict on the 1 MP JPEG (load, detect, align and crop, classify with the
                       app's TTA), in process
   predict_request_1mp a whole /predict request through gradio_client to app.py (launched on a free
-                      127.0.0.1 port, see fer_demo/local_app.py), upload and JSON included
+                      127.0.0.1 port, see fer_demo_testing/local_app.py), upload and JSON included
   webcam_frame        one 640x480 frame through the live stream's handler (ui.predict_tab.label_frame); + fps
   webcam_frame_cam    the same with live Grad-CAM on every face; + fps
   evaluation_<backend> fer_demo.inference.predict_probs over the FER2013 test split (../shared/data/fer2013,
@@ -37,10 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from fer_demo.local_app import launched_app  # noqa: E402
-from fer_demo.paths import EXAMPLES_DIR, LOCAL_DATASET  # noqa: E402
+from fer_demo_testing.local_app import launched_app
+from fer_demo.paths import EXAMPLES_DIR, LOCAL_DATASET
 
 PHOTO = EXAMPLES_DIR / "photos" / "astronaut.jpg"
 ONE_MP = (1155, 866)
@@ -109,7 +107,7 @@ def main(argv=None) -> int:
     from PIL import Image
 
     from fer_demo.inference import predict_probs
-    from fer_demo.explain import METHODS, SLOW_METHODS, compute_cams, default_layer, explain_face
+    from fer_demo.cams import METHODS, SLOW_METHODS, compute_cams, default_layer, explain_face
     from fer_demo.detectors import DETECTORS
     from fer_demo.faces import detector_crop, extract
     from fer_demo.predictor import Predictor

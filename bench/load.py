@@ -1,9 +1,9 @@
 """Load test: concurrent gradio_client users against a local app, mixing /predict and /explain.
 
-    python bench/load.py [--clients 16 --requests 20 --explain-every 4 --memory-requests 500]
-    python bench/load.py --url http://127.0.0.1:7860/ [--pid PID]   # an app that is already running
+    python -m bench.load [--clients 16 --requests 20 --explain-every 4 --memory-requests 500]
+    python -m bench.load --url http://127.0.0.1:7860/ [--pid PID]   # an app that is already running
 
-Launches `app.py` on a free 127.0.0.1 port (fer_demo/local_app.py) unless --url is
+Launches `app.py` on a free 127.0.0.1 port (fer_demo_testing/local_app.py) unless --url is
 given (loopback addresses only). Each client first sends `--warmup` requests
 (alternately /predict and /explain), then `--requests` timed ones; one request in `--explain-every` is a GradCAM
 /explain of an example face, the rest /predict of an example photo. If fewer
@@ -26,14 +26,11 @@ import json
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from fer_demo.local_app import check_loopback, launched_app, rss_mb  # noqa: E402
-from fer_demo.paths import EXAMPLES_DIR  # noqa: E402
+from fer_demo_testing.local_app import check_loopback, launched_app, rss_mb
+from fer_demo.paths import EXAMPLES_DIR
 
 PHOTOS = sorted((EXAMPLES_DIR / "photos").glob("*.jpg"))
 FACES = sorted((EXAMPLES_DIR / "fer2013").glob("*.png"))

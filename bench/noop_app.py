@@ -1,6 +1,6 @@
 """Gradio's floor for /predict: the same gradio, the same photo input and queue, an endpoint that does nothing.
 
-    python bench/noop_app.py      # serves /noop on GRADIO_SERVER_PORT (bench/request_cost.py starts it)
+    python -m bench.noop_app      # serves /noop on GRADIO_SERVER_PORT (bench/request_cost.py starts it)
 
 `/noop` takes a photo exactly as app.py's `/predict` does (fer_demo.ui.common.photo_input: the upload's
 path, not decoded) and returns {} as JSON, so that a request to it costs what Gradio's transport costs.
@@ -8,15 +8,11 @@ path, not decoded) and returns {} as JSON, so that a request to it costs what Gr
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import gradio as gr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repo's package
-
-from fer_demo.images import MAX_FILE_BYTES  # noqa: E402
-from fer_demo.ui.common import photo_input  # noqa: E402
+from fer_demo.images import MAX_FILE_BYTES
+from fer_demo.ui.common import photo_input
 
 
 def noop(photo: str | None, whole_image: bool = False, tta: bool = True) -> dict:

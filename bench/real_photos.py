@@ -1,11 +1,11 @@
 """The real-photo benchmark: the app's detector and model on every real photo, against the truth about each.
 
-    python bench/real_photos.py            # the table: every photo, the app's settings (docs/detection.md)
-    python bench/real_photos.py --sweep    # the detector rules' settings, on real photos, negatives, the
+    python -m bench.real_photos            # the table: every photo, the app's settings (docs/detection.md)
+    python -m bench.real_photos --sweep    # the detector rules' settings, on real photos, negatives, the
                                            # webcam clip and validation faces pasted into photos (validation)
 
 Photos: tests/photos, examples/photos and ../shared/photos (27), each once; the truth (faces in focus, what
-else must get no box, plain expressions) is `REAL_PHOTOS` in fer_demo/photo_sets.py. A face in focus is found
+else must get no box, plain expressions) is `REAL_PHOTOS` in fer_demo_testing/photo_sets.py. A face in focus is found
 when a box holds its centre; every other box is extra (a blurred person, a crowd, a painting, texture).
 "Stated" is the count the answer states (`n_detected`, the "N faces found" line). The top label is checked on
 the broad smiles (happy) and plainly neutral faces.
@@ -28,17 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.machine import cpu_model_and_flags  # noqa: E402
-from fer_demo.detectors import (DETECT_SIDE, FOCUS_RATIO, RULES, SURE_SCORE, YuNetDetector,  # noqa: E402
-                                eye_span_plausible, in_focus, landmarks_in_order, mostly_inside,
-                                plausible)
-from fer_demo.images import load_image  # noqa: E402
-from fer_demo.paths import LOCAL_DATASET, SHARED_PHOTOS  # noqa: E402
-from fer_demo.photo_sets import (PHOTO_DIRS, REAL_PHOTOS, SMALL_FACE_SIDES, SMALL_FACES_PER_PHOTO,  # noqa: E402
-                                 faces_hit, load_textures, make_photos, match, negatives, real_photo_files, soften,
-                                 views)
+from bench.machine import cpu_model_and_flags
+from fer_demo.detectors import (DETECT_SIDE, FOCUS_RATIO, RULES, SURE_SCORE, YuNetDetector, eye_span_plausible,
+                                in_focus, landmarks_in_order, mostly_inside, plausible)
+from fer_demo.images import load_image
+from fer_demo.paths import LOCAL_DATASET, SHARED_PHOTOS
+from fer_demo_testing.photo_sets import (PHOTO_DIRS, REAL_PHOTOS, SMALL_FACE_SIDES, SMALL_FACES_PER_PHOTO,
+                                         faces_hit, load_textures, make_photos, match, negatives, real_photo_files,
+                                         soften, views)
 
 FOCUS_RATIOS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 SURE_SCORES = (1.01, 0.9, 0.85, 0.8)
@@ -125,8 +122,8 @@ def settle(found, shape, rules: dict, ratio: float):
 
 
 def webcam_views() -> list[np.ndarray]:
-    """Frames of the tests' fake camera (tests/support/browser.py) at each of WEBCAM_SIZES, sharp and softened."""
-    from tests.support.browser import webcam_frames
+    """Frames of the tests' fake camera (fer_demo_testing/browser.py) at each of WEBCAM_SIZES, sharp and softened."""
+    from fer_demo_testing.browser import webcam_frames
 
     frames = [next(iter(webcam_frames(size, fps=10, seconds=1))) for size in WEBCAM_SIZES]
     return frames + [soften(f) for f in frames]

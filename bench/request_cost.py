@@ -1,7 +1,7 @@
 """What one /predict request costs, and how much of it is the app's: Gradio's floor, the request, and the
 work in process stage by stage, in one run on this CPU.
 
-    python bench/request_cost.py [--runs 40 --warmup 5] [--photo FILE]
+    python -m bench.request_cost [--runs 40 --warmup 5] [--photo FILE]
 
 The photo (default): the astronaut and Grace Hopper side by side on a gray 1280x892 canvas, a JPEG of two
 faces. Printed, one JSON line each (medians over --runs, after --warmup):
@@ -31,18 +31,16 @@ import cv2
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.machine import cpu_model_and_flags  # noqa: E402
-from fer_demo.detectors import YuNetOpenCvDetector  # noqa: E402
-from fer_demo.faces import detector_crop, extract  # noqa: E402
-from fer_demo.images import load_image  # noqa: E402
-from fer_demo.local_app import launched_app  # noqa: E402
-from fer_demo.paths import EXAMPLES_DIR  # noqa: E402
-from fer_demo.transforms import FULL_TTA  # noqa: E402
+from bench.machine import cpu_model_and_flags
+from fer_demo.detectors import YuNetOpenCvDetector
+from fer_demo.faces import detector_crop, extract
+from fer_demo.images import load_image
+from fer_demo_testing.local_app import launched_app
+from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.transforms import FULL_TTA
 
 CANVAS = (1280, 892)
-NOOP_APP = "bench/noop_app.py"
+NOOP_APP = "bench.noop_app"
 
 
 def parse_args(argv=None):
@@ -127,7 +125,7 @@ def requests(photo: Path, runs: int, warmup: int) -> tuple[float, float]:
     """(floor ms, /predict ms): both servers up at once, one request to each in turn."""
     from gradio_client import Client, handle_file
 
-    with launched_app() as app, launched_app(script=NOOP_APP) as noop:
+    with launched_app() as app, launched_app(module=NOOP_APP) as noop:
         app_client, noop_client = Client(app.url, verbose=False), Client(noop.url, verbose=False)
         calls = {"floor": lambda: noop_client.predict(handle_file(str(photo)), False, True, api_name="/noop"),
                  "predict_request": lambda: app_client.predict(handle_file(str(photo)), False, api_name="/predict")}

@@ -1,6 +1,6 @@
 """How fast evaluation could be on this CPU: the model's work per face against the CPU's measured peak.
 
-    python bench/roofline.py [--size 2048] [--reps 10]
+    python -m bench.roofline [--size 2048] [--reps 10]
 
 Prints one JSON line per number type (fp32, bf16, int8): the GEMM rate this
 CPU reaches on a large square matrix product (GFLOP/s; int8 counts a
@@ -16,11 +16,8 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def gemm_gflops(dtype: torch.dtype, n: int, reps: int) -> float:

@@ -1,6 +1,6 @@
 """Training throughput of the default recipe on this machine: fp32 vs bf16 autocast + channels_last.
 
-    python bench/train_throughput.py [--model resnet18 --stem s2 --crop 40 --batch-size 128 --steps 20]
+    python -m bench.train_throughput [--model resnet18 --stem s2 --crop 40 --batch-size 128 --steps 20]
 
 Times whole training steps as the trainer runs them (uint8 faces -> input ->
 batch augmentation -> forward/backward/SGD step) after warm-up, and prints one
@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from timm.optim import create_optimizer_v2
 
-from timm.optim import create_optimizer_v2  # noqa: E402
-
-from fer_demo.model import create_fer_model  # noqa: E402
-from fer_demo.transforms import FER_MEAN, FER_STD, to_model_input  # noqa: E402
-from train.augment import AugmentConfig, augment_batch  # noqa: E402
-from train.train import soft_targets, train_step  # noqa: E402
+from fer_demo.model import create_fer_model
+from fer_demo.transforms import FER_MEAN, FER_STD, to_model_input
+from train.augment import AugmentConfig, augment_batch
+from train.train import soft_targets, train_step
 
 
 def images_per_second(model_name, stem, batch_size, steps, warmup, bf16_channels_last: bool,

@@ -1,6 +1,6 @@
 """Speed of the Video tab's analysis on this CPU: frames analysed per second for a 640x480 clip.
 
-    python bench/video.py [--seconds 10] [--fps 25] [--rate 10] [--threads N]
+    python -m bench.video [--seconds 10] [--fps 25] [--rate 10] [--threads N]
 
 The clip is made here: two portraits (examples/photos) drifting across a 640x480
 canvas, written as H.264 like a phone's clip. Stages, one JSON line each:
@@ -21,9 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from fer_demo.paths import EXAMPLES_DIR  # noqa: E402
+from fer_demo.paths import EXAMPLES_DIR
 
 PHOTOS = EXAMPLES_DIR / "photos"
 SIZE = (640, 480)

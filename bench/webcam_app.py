@@ -1,6 +1,6 @@
 """app.py with other live-webcam settings, logging each call of the live handler: bench/webcam_fps.py runs it.
 
-    python bench/webcam_app.py --every 0.05 --size 640x480 --format jpeg --calls FILE [app.py's options]
+    python -m bench.webcam_app --every 0.05 --size 640x480 --format jpeg --calls FILE [app.py's options]
 
 `--size camera` leaves the camera at its own size (Gradio's default ask). Each call of the stream's handler
 (`ui.predict_tab.label_frame`) appends a line to FILE: "<start, epoch s> <wall s> <1 if a face was labelled>".
@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repo's package
 
 if __name__ == "__main__":  # as app.py: before torch, onnxruntime and gradio start their threads
     from fer_demo.allocator import cap_malloc_arenas
@@ -84,13 +83,13 @@ def logged(handler, log):
 
 def main(argv=None) -> int:
     stream, calls, rest = parse_args(argv)
-    import app
+    from fer_demo import serve
     from fer_demo.ui import predict_tab
 
     predict_tab.LIVE_STREAM = stream
     with open(calls, "a", buffering=1) as log:
         predict_tab.label_frame = logged(predict_tab.label_frame, log)
-        return app.main(rest)
+        return serve.main(rest)
 
 
 if __name__ == "__main__":

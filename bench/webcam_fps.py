@@ -1,6 +1,6 @@
 """The live webcam's frame rate: what the frame function allows alone, and what a person sees in the browser.
 
-    python bench/webcam_fps.py [--seconds 8] [--alternatives] [--clip-size 1280x720]
+    python -m bench.webcam_fps [--seconds 8] [--alternatives] [--clip-size 1280x720]
 
 Every figure comes from this one run, for the app's live settings (`ui.predict_tab.LIVE_STREAM`) and, with
 --alternatives, for each of ALTERNATIVES too; each for plain labels and with live Grad-CAM:
@@ -8,7 +8,7 @@ Every figure comes from this one run, for the app's live settings (`ui.predict_t
   compute-only   the stream's handler (`ui.predict_tab.label_frame`) alone, in this process, on the fake
                  camera's frames at the size the browser sent: median ms a frame and the frames/s that allows
   browser        app.py on 127.0.0.1 (bench/webcam_app.py: app.py with these settings, its handler's calls
-                 logged) and headless Chromium (tests/support/browser.py) whose fake camera plays a 30 frames/s
+                 logged) and headless Chromium (fer_demo_testing/browser.py) whose fake camera plays a 30 frames/s
                  clip of the astronaut photo drifting a pixel a frame; over --seconds, a second each:
                  "sent" frames the page posted, "answered" frames the handler labelled (its median ms there,
                  beside the browser), "seen" labelled frames that reached the page (loaded into #live-out);
@@ -31,14 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.machine import cpu_model_and_flags  # noqa: E402
-from bench.webcam_app import parse_size, stream_args  # noqa: E402
-from fer_demo.checkpoint import SHIPPED_CHECKPOINT  # noqa: E402
-from fer_demo.local_app import LaunchError, launched_app  # noqa: E402
-from fer_demo.ui.predict_tab import LIVE_STREAM, LiveStream, label_frame  # noqa: E402
-from tests.support.browser import (WEBCAM_FPS, browser_missing, chromium_browser, labelled_frames,  # noqa: E402
+from bench.machine import cpu_model_and_flags
+from bench.webcam_app import parse_size, stream_args
+from fer_demo.checkpoint import SHIPPED_CHECKPOINT
+from fer_demo_testing.local_app import LaunchError, launched_app
+from fer_demo.ui.predict_tab import LIVE_STREAM, LiveStream, label_frame
+from fer_demo_testing.browser import (WEBCAM_FPS, browser_missing, chromium_browser, labelled_frames,
                                    open_app_page, page_clock, start_webcam, webcam_frames)
 
 FLAGS_THAT_MATTER = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
@@ -200,7 +198,7 @@ def in_browser(browser, stream: LiveStream, args, workdir: Path) -> tuple[tuple[
     Returns (the frame size the page sent, {mode: figures})."""
     calls = workdir / f"calls-{stream.every_s:g}-{stream.size}-{stream.out_format}.txt"
     calls.touch()
-    with launched_app(args=[*stream_args(stream), "--calls", str(calls)], script="bench/webcam_app.py",
+    with launched_app(args=[*stream_args(stream), "--calls", str(calls)], module="bench.webcam_app",
                       log_path=calls.with_suffix(".log")) as app:
         page = open_app_page(browser, app.url)
         page.evaluate("performance.setResourceTimingBufferSize(1000000)")

@@ -1,6 +1,6 @@
 """Rebuild examples/ from redistributable sources (see examples/README.md).
 
-    python examples/build_examples.py --skimage-data DIR [--dataset ../shared/data/fer2013]
+    python -m examples.build_examples --skimage-data DIR [--dataset ../shared/data/fer2013]
 
 DIR is the `skimage/data` folder of a scikit-image wheel (`pip download
 scikit-image --no-deps`, then unzip it); scikit-image is not a dependency.
@@ -16,9 +16,7 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageOps
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repo's package
-
-from fer_demo.paths import EXAMPLES_DIR, LOCAL_DATASET  # noqa: E402
+from fer_demo.paths import EXAMPLES_DIR, LOCAL_DATASET
 
 PER_CLASS = 2
 SEED = 0

@@ -4,7 +4,7 @@ glibc gives threads that allocate at the same time arenas of their own (up to
 8 per core) and rarely hands their freed pages back. A Gradio server's worker
 threads take turns on every request, so its RSS crept upwards: +111 MB over
 1,500 requests with glibc's default, against +43 MB, all of it within the
-first 400 requests and flat after, with 2 arenas (README, "Load").
+first 400 requests and flat after, with 2 arenas (docs/results.md, "Load").
 """
 
 from __future__ import annotations

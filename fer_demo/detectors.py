@@ -1,6 +1,6 @@
 """Face detectors, as a table: YuNet (the default) and OpenCV's Haar cascade (the fallback).
 
-YuNet (OpenCV model zoo, MIT licence, `models/yunet/`) is a small CNN; its ONNX
+YuNet (OpenCV model zoo, MIT licence, `fer_demo/assets/yunet/`) is a small CNN; its ONNX
 file runs in ONNX Runtime (twice as fast as OpenCV's DNN module on the same CPU,
 README "Speed") and its outputs are decoded as `cv2.FaceDetectorYN` decodes them
 (`decode_yunet`; a test holds the two to the same faces). It finds three-quarter views and tilted
@@ -38,7 +38,7 @@ from .paths import YUNET_FILE
 DETECT_SIDE = 640  # longest side of the copy a detector sees (larger finds more, slower: docs/detection.md)
 MIN_FACE_FRACTION = 0.04  # smallest face side, as a fraction of the detector copy's shorter side
 MIN_FACE_PIXELS = 20  # ... and never under this many pixels of the copy
-# Chosen together with the plausibility rules below (`python bench/end_to_end.py --split validation --faces 300
+# Chosen together with the plausibility rules below (`python -m bench.end_to_end --split validation --faces 300
 # --thresholds`): the most faces found on synthetic photos with no box on any of the 84 views of the 12 face-free
 # photos in tests/negatives and the right count on every real photo in tests/photos and examples/photos. 0.5 with
 # the rules: 92.7% of upright validation faces found (as 0.5 without them), 0 boxes on the negatives (12 without
@@ -117,7 +117,7 @@ def min_face_side(shape: tuple[int, ...]) -> int:
 
 
 # Plausibility rules: each takes a detection and the shape of the image it was found in, and says
-# whether a face could look like that. Thresholds chosen with `python bench/end_to_end.py --split
+# whether a face could look like that. Thresholds chosen with `python -m bench.end_to_end --split
 # validation --thresholds` (see YUNET_SCORE); the landmark rules pass a detection without landmarks.
 MIN_INSIDE = 0.9  # smallest fraction of a box's area that lies inside the image (0.8 still keeps a cat's head)
 MAX_TILT = 60.0  # degrees the eye line may turn from level (at 90 and past, right and left swap)
@@ -132,7 +132,7 @@ SURE_SCORE = 0.85
 # The focus rule (`in_focus`): a box is kept when its focus is at least FOCUS_RATIO x the sharpest box's in the
 # same photo. Focus (`focus`): the variance of the Laplacian of the box resampled to (at most) FOCUS_SIDE square,
 # in gray. Relative, not absolute: a webcam frame or a small phone photo is soft all over, and its faces must stay.
-# Chosen with `python bench/real_photos.py --sweep` (docs/detection.md): 0.05 already clears every extra box on the
+# Chosen with `python -m bench.real_photos --sweep` (docs/detection.md): 0.05 already clears every extra box on the
 # real photos (blurred people at 0.006-0.040 of their photo's sharp face); 0.1 doubles that margin and costs 0.4-1.0
 # point of the validation faces pasted into synthetic photos (FER2013's 48 px faces upscaled, blurry by
 # construction); 0.15 costs 2.0-7.4 points.

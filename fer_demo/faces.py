@@ -6,7 +6,7 @@ photo a face crop covers: its centre, side and rotation. With landmarks, the
 square is turned so that the eyes come out level; its size and centre follow
 from the detector's box by `CropGeometry`, a per-detector fact (`GEOMETRY`),
 measured by fitting where FER2013 faces pasted into photos are against the
-boxes the detector draws on them (`python bench/end_to_end.py --fit-crop`,
+boxes the detector draws on them (`python -m bench.end_to_end --fit-crop`,
 validation faces).
 """
 
@@ -37,7 +37,7 @@ class CropGeometry:
     align: bool = True  # level the eyes when the detector gives landmarks
 
 
-# Medians of the fit on 600 validation faces (`python bench/end_to_end.py --split validation --fit-crop`):
+# Medians of the fit on 600 validation faces (`python -m bench.end_to_end --split validation --fit-crop`):
 # YuNet scale 0.973 (IQR 0.89-1.07), down -0.004; the cascade 1.044 (IQR 0.98-1.12), down 0.009.
 GEOMETRY = {
     "yunet": CropGeometry(scale=0.97, down=0.0),

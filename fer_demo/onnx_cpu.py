@@ -8,7 +8,7 @@ from pathlib import Path
 def cpu_session(path: str | Path, threads: int):
     """An InferenceSession of `path` on `threads` intra-op threads whose idle threads sleep rather than spin:
     spinning threads take the cores from PyTorch, from the other session and from concurrent requests
-    (YuNet on 2 threads that spin: 26 ms a photo under load, against 14-16 ms on one; README, "What a /predict
+    (YuNet on 2 threads that spin: 26 ms a photo under load, against 14-16 ms on one; docs/results.md, "What a /predict
     request costs").
     Raises ImportError without onnxruntime, and onnxruntime's own errors for a file it cannot load."""
     import onnxruntime as ort

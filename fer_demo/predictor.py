@@ -1,7 +1,8 @@
 """Serving: a Predictor that holds the model and the face detector once and turns photos into
 JSON-friendly face predictions (an `Analysis`): detect, align and crop like FER2013, classify with
-test-time augmentation. The forward pass itself is `inference.predict_probs`; the words a person
-reads about an analysis are the Predict tab's (ui/predict_tab.py)."""
+test-time augmentation. The forward pass itself is `inference.predict_probs`. `Predictor.predict` is the
+app's `/predict` answer, built by the same code that the endpoint runs (ui/predict_tab.py), and what
+`fer_demo.predict` returns."""
 
 from __future__ import annotations
 
@@ -25,10 +26,9 @@ from .labels import FACE_SIZE, PROB_DIGITS, rounded_label_probs
 from .model import stage_map_sizes
 from .transforms import FULL_TTA, NO_TTA, TTA, tta_name
 
-# Chosen on validation faces, end to end in synthetic photos (`python bench/end_to_end.py --split validation
-# --tta-sweep --detectors yunet`). The shipped model: 10 views 0.705 / 0.708 upright / turned, flip 0.707 / 0.708,
-# none 0.691 / 0.692, a tie within one face that the direct scores on the same faces break (10 views 0.722 / 0.717,
-# flip 0.717 / 0.715). The previous model: 10 views 0.686 / 0.685, flip 0.686 / 0.658, none 0.679 / 0.671.
+# Chosen on validation faces, end to end in synthetic photos (`python -m bench.end_to_end --split validation
+# --tta-sweep --detectors yunet`; the figures are in docs/detection.md): 10 views and the mirror alone tie within
+# one face there, and the same faces classified directly break the tie for the 10 views.
 DEFAULT_TTA = FULL_TTA
 WHOLE_IMAGE = "whole image"
 
@@ -48,8 +48,8 @@ class Face:
 
 @dataclass
 class Analysis:
-    """One photo's faces and their predictions; `to_json()` is the `/predict` answer, less the Predict tab's
-    message (ui/predict_tab.py words it from these facts)."""
+    """One photo's faces and their predictions; `to_json()` is the `/predict` answer, less the backend and
+    the `message` that words these facts."""
 
     image: LoadedImage
     faces: list[Face]
@@ -70,6 +70,23 @@ class Analysis:
         """The faces that get probabilities and Grad-CAM in the UI: the `limit` largest, in reading order."""
         largest = sorted(self.faces, key=lambda f: -f.box.area)[:limit]
         return sorted(largest, key=lambda f: f.index)
+
+    @property
+    def message(self) -> str:
+        """What the Predict tab (and /predict's "message") says about the analysis, in plain words."""
+        if self.no_face:
+            return "No face found. Tick \"Classify the whole image as one face\" to classify the image anyway."
+        if self.whole_image:
+            text = "Classified the whole image (its centred square) as one face."
+        else:
+            text = f"{self.n_detected} face{'s' * (self.n_detected != 1)} found."
+        notes = [
+            self.small_as_face and "The image is small, so it was taken as one face crop.",
+            self.n_detected > self.max_faces and f"Classified the {self.max_faces} largest.",
+            len(self.faces) > MAX_FACES and (f"Probabilities and Grad-CAM are shown for the {MAX_FACES} largest; "
+                                             "every face gets a box and its top label."),
+        ]
+        return " ".join([text, *filter(None, notes)])
 
     def to_json(self) -> dict:
         inv = 1.0 / self.image.scale
@@ -96,8 +113,19 @@ class Analysis:
 class Predictor:
     """Loads a checkpoint and a face detector once; classifies faces in batches. Safe to share between threads.
 
+        >>> from fer_demo import Predictor
+        >>> p = Predictor(backend="torch", tta="flip")  # the shipped model; or Predictor("runs/r18", device="cuda")
+        >>> answer = p.predict("photo.jpg")  # the app's /predict answer, as fer_demo.predict gives it
+        >>> [(f["label"], f["confidence"]) for f in answer["faces"]]  # one pair per face found
+        >>> cam = p.explain("face.png", method="GradCAM++")  # the app's /explain answer
+
+    `checkpoint`: a folder written by train.train or train.export (default: the shipped fer-resnet18);
+    `device`: "cpu" or "cuda"; `backend`: "auto" (the int8 ONNX copy when the checkpoint has a fresh one, else
+    PyTorch), "torch" or "onnx-int8"; `detector`: "yunet", "yunet-opencv" or "haar" (`detector_model`: another
+    model file, `detect_side`: the longest side the detector sees); `tta`: "10-view", "flip" or "none".
+
     Plain predictions use `classifier` (the model, or its int8 ONNX copy) under a lock. Grad-CAM gets its own copy
-    (`cam_model`, with its own lock, see explain.py), so that a slow explanation
+    (`cam_model`, with its own lock, see cams.py), so that a slow explanation
     never holds up predictions and CAM hooks never see a prediction's forward pass.
     `detector` falls back to the Haar cascade when YuNet's model file is missing or broken;
     `notes` says so, in one line each.
@@ -115,7 +143,7 @@ class Predictor:
         self.labels = tuple(self.config["labels"])
         self.input_size = int(self.config["input_size"])
         self.lock = threading.Lock()
-        self.cam_lock = threading.Lock()  # held for a whole explanation (see explain.py)
+        self.cam_lock = threading.Lock()  # held for a whole explanation (see cams.py)
         self._cam_init_lock = threading.Lock()
         self._cam_model = None
         self.map_sizes = stage_map_sizes(self.model, self.input_size)
@@ -175,7 +203,22 @@ class Predictor:
         """A request's TTA: the named one, or the Predictor's own when none is named."""
         return tta_name(self.tta if tta is None else tta)
 
-    def predict(self, source, whole_image: bool = False, tta: str | None = None) -> dict:
-        """One photo's answer: `Analysis.to_json` and the backend (`/predict` adds the Predict tab's message)."""
-        return {**self.analyze(source, whole_image, tta=tta).to_json(), "backend": self.backend}
+    def serving_tta(self, on: bool) -> str:
+        """The TTA of a /predict request's switch: the Predictor's own, or none when switched off."""
+        return self.tta if on else NO_TTA
+
+    def answer(self, a: Analysis) -> dict:
+        """/predict's JSON answer for an analysis: `Analysis.to_json`, the backend and the message."""
+        return {**a.to_json(), "backend": self.backend, "message": a.message}
+
+    def predict(self, source, whole_image: bool = False, tta: str | bool | None = None) -> dict:
+        """One photo's /predict answer (`tta`: a name, the Predictor's own when None; True is the 10 views)."""
+        return self.answer(self.analyze(source, whole_image, tta=tta))
+
+    def explain(self, source, method: str | None = None, layer: str | None = None, target: str = "predicted",
+                all_classes: bool = False, progress=None) -> dict:
+        """One face's /explain answer: CAM maps (48x48, 0-1) with faithfulness scores (see cams.py)."""
+        from .cams import DEFAULT_METHOD, explain_image
+
+        return explain_image(self, source, method or DEFAULT_METHOD, layer, target, all_classes, progress)
 

@@ -136,14 +136,20 @@ class HeldOutSet:
 
     # --- figures from the report ---
 
+    @property
+    def evaluate_command(self) -> str:
+        """The command that writes the test report beside this checkpoint (evaluation writes elsewhere unless told)."""
+        folder = self.predictor.folder
+        return (f"python -m train.evaluate --checkpoint {folder} --out {folder} --tta "
+                f"--backend {self.predictor.backend}")
+
     def modes(self) -> list[str]:
         return [m for m, key in MODES.items() if self.report and key in self.report]
 
     def metrics(self, mode: str = NO_TTA_MODE) -> dict:
         if not self.report:
             raise DatasetUnavailable(f"no {self.report_file} beside the checkpoint {self.predictor.folder}: "
-                                     f"run `python -m train.evaluate --tta --backend {self.predictor.backend}` "
-                                     "to write one")
+                                     f"run `{self.evaluate_command}` to write one")
         key = MODES.get(mode, mode)
         if key not in self.report:
             raise DatasetUnavailable(f"the test report has no {mode!r} figures")

@@ -104,8 +104,8 @@ def fer_test_split(fer_data):
 def app_server(tmp_path_factory):
     """`python app.py` on a free localhost port (via GRADIO_SERVER_PORT); yields its URL.
 
-    The launching code is shared with the benches (fer_demo/local_app.py)."""
-    from fer_demo.local_app import LaunchError, launched_app
+    The launching code is shared with the benches (fer_demo_testing/local_app.py)."""
+    from fer_demo_testing.local_app import LaunchError, launched_app
 
     log_path = tmp_path_factory.mktemp("app") / "app.log"
     env = {"OMP_NUM_THREADS": "1"}
@@ -122,7 +122,7 @@ def app_server(tmp_path_factory):
 def chromium(tmp_path_factory):
     """One headless Chromium for every browser test (the app's page, its Video tab, the static page), with
     a fake camera playing the astronaut clip for the webcam tests; each test opens its own context in it."""
-    from .support.browser import launched_chromium
+    from fer_demo_testing.browser import launched_chromium
 
     with launched_chromium(tmp_path_factory.mktemp("webcam")) as browser:
         yield browser

@@ -1,4 +1,4 @@
-"""The app in a real browser: the session's headless Chromium (tests/support/browser.py), driven by Playwright.
+"""The app in a real browser: the session's headless Chromium (fer_demo_testing/browser.py), driven by Playwright.
 
 Skips when Chromium is missing, unless FER_REQUIRE_BROWSER=1 (CI), which makes
 that a failure. Screenshots go to the test's tmp folder and tests/artifacts/.
@@ -16,7 +16,7 @@ from fer_demo.backends import predictions_name
 from fer_demo.labels import FER_LABELS
 from fer_demo.paths import EXAMPLES_DIR
 
-from .support.browser import keep_screenshot, labelled_fps, open_app_page, start_webcam
+from fer_demo_testing.browser import keep_screenshot, labelled_fps, open_app_page, start_webcam
 
 
 pytestmark = pytest.mark.slow

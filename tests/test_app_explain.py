@@ -14,7 +14,7 @@ from PIL import Image
 
 from fer_demo.detectors import Box
 from fer_demo.drawing import annotate, cam_on_photo, enlarge, overlay
-from fer_demo.explain import (DEFAULT_METHOD, METHOD_HINT, METHODS, SLOW_METHODS, ExplainError, compute_cams,
+from fer_demo.cams import (DEFAULT_METHOD, METHOD_HINT, METHODS, SLOW_METHODS, ExplainError, compute_cams,
                               default_layer, explain_face, explain_image, faithfulness, top_class_cams)
 from fer_demo.faces import Crop
 from fer_demo.images import ImageLoadError

@@ -13,7 +13,7 @@ from fer_demo.faces import (GEOMETRY, Crop, crop_region, detector_crop, extract,
                             single_face, whole_image_crop)
 from fer_demo.images import load_image
 from fer_demo.paths import EXAMPLES_DIR, YUNET_FILE
-from fer_demo.photo_sets import REAL_PHOTOS, face_counts, faces_hit, real_photo_files
+from fer_demo_testing.photo_sets import REAL_PHOTOS, face_counts, faces_hit, real_photo_files
 
 PHOTOS = EXAMPLES_DIR / "photos"
 PHOTO_FILES = {path.name: path for path in face_counts()}
@@ -194,7 +194,7 @@ def test_reading_order():
 def test_alignment_levels_turned_fer2013_faces(yunet, fer_data):
     """FER2013 faces pasted into photos turned by up to 20 degrees: the crops turn them back to within a few
     degrees (typically), and come out closer to the original face than unturned crops."""
-    from fer_demo.photo_sets import make_photos, match
+    from fer_demo_testing.photo_sets import make_photos, match
 
     faces, _ = fer_data.arrays("validation", 60)
     errors, similar, similar_plain = [], [], []
@@ -215,14 +215,11 @@ def test_alignment_levels_turned_fer2013_faces(yunet, fer_data):
 def test_the_app_with_a_broken_yunet_file_says_so_and_serves_with_the_cascade(tmp_path, monkeypatch, capsys):
     """app.py's main() with a broken --detector-model, in-process up to the launch (recorded instead of served):
     one line at start says what happened, /predict's handler runs the cascade, and the page's config names it."""
-    import sys
 
     import gradio as gr
 
     from fer_demo.images import MAX_FILE_BYTES
-    from fer_demo.paths import REPO_ROOT
 
-    sys.path.insert(0, str(REPO_ROOT))
     import app
 
     launched = {}

@@ -15,7 +15,8 @@ from fer_demo.labels import FER_LABELS
 from fer_demo.paths import EXAMPLES_DIR
 from fer_demo.predictor import DEFAULT_TTA, WHOLE_IMAGE, Predictor
 from fer_demo.transforms import TTA
-from fer_demo.ui.predict_tab import api_predict, caption, predict_message, predict_with_analysis
+from fer_demo.pictures import caption
+from fer_demo.ui.predict_tab import api_predict, predict_with_analysis
 
 PHOTOS = EXAMPLES_DIR / "photos"
 
@@ -165,10 +166,10 @@ def test_many_faces_are_capped_and_the_message_says_so(predictor):
     grid = np.concatenate([np.concatenate([tile] * 4, axis=1)] * 2, axis=0)  # 8 faces
     a = predictor.analyze(grid, max_faces=5)
     assert a.n_detected == 8 and len(a.faces) == 5
-    assert "Classified the 5 largest" in predict_message(a) and "8 faces found" in predict_message(a)
+    assert "Classified the 5 largest" in a.message and "8 faces found" in a.message
     full = predictor.analyze(grid)
     assert len(full.faces) == 8 and len(full.detailed()) == MAX_FACES
-    assert f"shown for the {MAX_FACES} largest" in predict_message(full) and "Classified" not in predict_message(full)
+    assert f"shown for the {MAX_FACES} largest" in full.message and "Classified" not in full.message
     assert [f.index for f in full.faces] == list(range(1, 9))
     xs = [f.box.centre[0] for f in full.faces[:4]]  # top row, numbered left to right
     assert xs == sorted(xs)
@@ -180,12 +181,11 @@ def test_many_faces_are_capped_and_the_message_says_so(predictor):
 
 
 def test_the_api_answer_is_the_analysis_with_its_message(predictor):
-    """/predict's answer is Predictor.predict's, plus the Predict tab's words, and the analysis it returns
-    beside it (for drawing) is the one the answer was made from."""
+    """/predict's answer is Predictor.predict's (the analysis, the backend and its message in words), and the
+    analysis it returns beside it (for drawing) is the one the answer was made from."""
     photo = str(PHOTOS / "grace_hopper.jpg")
     answer, analysis = predict_with_analysis(predictor, photo, tta=False)
-    assert answer == {**predictor.predict(photo, tta="none"), "message": predict_message(analysis),
-                      "seconds": answer["seconds"]}
+    assert answer == {**predictor.predict(photo, tta="none"), "seconds": answer["seconds"]}
     assert answer["message"] == "1 face found." and analysis.tta == "none"
     assert answer == {**analysis.to_json(), "backend": predictor.backend, "message": answer["message"]}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import urllib.request
 
 import pytest
@@ -14,7 +13,7 @@ from fer_demo.backends import report_name
 from fer_demo.checkpoint import SHIPPED_CHECKPOINT
 from fer_demo.images import MAX_FILE_BYTES
 from fer_demo.labels import FER_LABELS
-from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
+from fer_demo.paths import EXAMPLES_DIR
 from fer_demo.predictor import DEFAULT_TTA
 from fer_demo.transforms import TTA
 
@@ -181,7 +180,6 @@ def test_tests_that_use_the_app_run_on_one_worker(app_server, request):
 
 
 def test_address_defaults_and_overrides():
-    sys.path.insert(0, str(REPO_ROOT))
     import app
 
     args = argparse.Namespace(port=None)
@@ -193,7 +191,6 @@ def test_address_defaults_and_overrides():
 
 
 def test_a_bad_checkpoint_is_a_readable_startup_error(tmp_path, capsys):
-    sys.path.insert(0, str(REPO_ROOT))
     import app
 
     assert app.main(["--checkpoint", str(tmp_path / "nothing")]) == 2  # app.py exits with it

@@ -57,9 +57,10 @@ def test_public_endpoints_and_everything_else_private(demo):
     (live,) = [fn for fn in fns if fn.api_name == "live_frame"]
     assert live.api_visibility == "undocumented" and live.fn.__name__ == "label_frame"
     by_name = {fn.api_name: fn for fn in fns if fn.api_visibility == "public"}
-    assert {name: fn.fn.__name__ for name, fn in by_name.items() if name != "video"} == {
+    assert {name: fn.fn.func.__name__ for name, fn in by_name.items() if name != "video"} == {  # the bound handlers
         "predict": "predict_with_analysis", "explain": "api_explain", "confusion": "api_confusion",
         "test_report": "api_test_report"}
+    assert all(fn.fn.__name__ == name for name, fn in by_name.items())  # named after the endpoint: the MCP tools
     cam_events = [fn for fn in fns if fn.api_name == "explain" or getattr(fn.fn, "__name__", "") in
                   ("render_predict", "render_cell")]
     assert len(cam_events) >= 3 and all(fn.concurrency_id == "cam" and fn.concurrency_limit == 1 for fn in cam_events)

@@ -78,7 +78,7 @@ def test_quantize_then_evaluate_with_the_int8_backend(tmp_path, capsys, fer2013,
 
     folder = _copy_weights(tmp_path / "ckpt")
     faces = "64"  # calibration faces: the int8 copy still agrees with PyTorch on 199 of the 200 test faces
-    assert quantize.main([str(folder), "--dataset", str(fer2013), "--faces", faces]) == 0
+    assert quantize.main([str(folder), "--out", str(folder), "--dataset", str(fer2013), "--faces", faces]) == 0
     assert f"{faces} validation faces" in capsys.readouterr().out
     meta = open_int8(folder).metadata
     assert meta["fer_demo.calibration_faces"] == faces and len(meta[DIGEST_KEY]) == 64
@@ -109,7 +109,7 @@ def test_quantize_calibrates_on_the_chosen_split_and_never_on_test_faces(tmp_pat
         return tmp_path / INT8_FILE
 
     monkeypatch.setattr(quantize, "write_int8", record)
-    dataset = ["--dataset", str(fer_data.root)]
+    dataset = ["--dataset", str(fer_data.root), "--out", str(tmp_path / "int8")]
     assert quantize.main([str(SHIPPED), *dataset, "--faces", "64"]) == 0
     assert "64 validation faces" in capsys.readouterr().out
     assert quantize.main([str(SHIPPED), *dataset, "--split", "train", "--faces", "32", "--seed", "1"]) == 0

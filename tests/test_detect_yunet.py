@@ -9,7 +9,7 @@ from fer_demo.detectors import (DETECTORS, YuNetDetector, YuNetOpenCvDetector, d
                                 yunet_blob)
 from fer_demo.faces import GEOMETRY, detector_crop
 from fer_demo.images import load_image
-from fer_demo.photo_sets import face_counts, make_photos, negatives
+from fer_demo_testing.photo_sets import face_counts, make_photos, negatives
 
 
 def _images() -> list[np.ndarray]:

@@ -16,10 +16,9 @@ from fer_demo.detectors import (EYE_SPAN, FOCUS_RATIO, FOCUS_SIDE, MIN_INSIDE, R
                                 eye_span_plausible, failed_rules, focus, in_focus, inside_fraction,
                                 landmarks_in_order, mostly_inside, plausible, small_box_confident)
 from fer_demo.images import load_image
-from fer_demo.photo_sets import (CANVAS, face_counts, faces_hit, load_textures, make_photos, negatives, soften,
-                                 views)
-
-from .support.browser import WEBCAM_SIZE, webcam_frames
+from fer_demo_testing.browser import WEBCAM_SIZE, webcam_frames
+from fer_demo_testing.photo_sets import (CANVAS, face_counts, faces_hit, load_textures, make_photos, negatives,
+                                         soften, views)
 
 SHAPE = (480, 640, 3)  # a detector copy: 640 x 480
 # A frontal face, 100 x 130 px: eyes 40 px apart (0.4 of the width), nose below them, mouth below the nose.

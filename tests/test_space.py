@@ -1,6 +1,6 @@
 """Ready for a Hugging Face Space: README front matter, the requirements split, and the upload's files.
 
-The upload's file list comes from `tools/deploy_space.py --dry-run` (`make space-dry-run`); the slow test
+The upload's file list comes from `python -m tools.deploy_space --dry-run` (`make space-dry-run`); the slow test
 starts app.py from a copy holding only those files, with a Space's settings: no local FER2013, no
 FER_DATASET, and a Hub that cannot be reached here.
 """
@@ -26,7 +26,8 @@ from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT, YUNET_FILE
 SPACE_KEYS = {"title", "emoji", "colorFrom", "colorTo", "sdk", "sdk_version", "app_file", "license", "datasets",
               "short_description", "pinned"}
 SPACE_COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
-NEVER_UPLOADED = ("tests/", "runs/", "bench/", "train/", "tools/", ".venv/", ".git/", ".pytest_cache/")
+NEVER_UPLOADED = ("tests/", "runs/", "bench/", "train/", "tools/", "fer_demo_testing/", ".venv/", ".git/",
+                  ".pytest_cache/")
 
 
 def _pin(requirements: str, package: str) -> str | None:
@@ -50,7 +51,7 @@ def front_matter() -> dict:
 @pytest.fixture(scope="module")
 def listing() -> dict[str, int]:
     """{path: bytes} printed by the dry run, which must not need the network."""
-    r = subprocess.run([sys.executable, "tools/deploy_space.py", "--dry-run"], cwd=REPO_ROOT, capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "tools.deploy_space", "--dry-run"], cwd=REPO_ROOT, capture_output=True,
                        text=True, timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert r.returncode == 0, r.stderr
     *rows, total = r.stdout.strip().splitlines()
@@ -139,7 +140,6 @@ def test_dry_run_includes_what_the_model_card_shows(listing):
 
 
 def test_the_app_binds_where_a_space_says():
-    sys.path.insert(0, str(REPO_ROOT))
     import app
 
     space = {"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7860"}
@@ -153,7 +153,7 @@ def test_the_app_starts_from_the_listed_files_alone(listing, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    from fer_demo.local_app import LaunchError, launched_app
+    from fer_demo_testing.local_app import LaunchError, launched_app
 
     space = tmp_path / "space"
     for path in listing:

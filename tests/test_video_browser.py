@@ -1,6 +1,6 @@
 """The Video tab in a real browser: upload a clip, see the annotated clip play, the timeline and the CSV.
 
-The session's headless Chromium (tests/support/browser.py), driven by Playwright; skipped (or failed
+The session's headless Chromium (fer_demo_testing/browser.py), driven by Playwright; skipped (or failed
 under FER_REQUIRE_BROWSER=1) without one.
 """
 
@@ -10,7 +10,7 @@ import pytest
 
 from fer_demo.clips import h264_writer
 
-from .support.browser import keep_screenshot
+from fer_demo_testing.browser import keep_screenshot
 from .test_video import FPS, RATE, SIZE, two_people
 
 pytestmark = pytest.mark.slow

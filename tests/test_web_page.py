@@ -1,7 +1,7 @@
 """The static page (web/dist, built by `make web`) in headless Chromium: the same faces and labels as the
 Python app, from a localhost server of that folder, with no request leaving it.
 
-Runs in the session's headless Chromium (tests/support/browser.py); skips when Chromium is missing, unless
+Runs in the session's headless Chromium (fer_demo_testing/browser.py); skips when Chromium is missing, unless
 FER_REQUIRE_BROWSER=1 (CI), which makes that a failure. Builds web/dist when it is missing. Frame rates go
 to tests/artifacts/web_fps.json.
 """
@@ -27,7 +27,7 @@ from PIL import Image
 from fer_demo.inference import amp_dtype
 from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
 
-from .support.browser import ARTIFACTS, require_browser
+from fer_demo_testing.browser import ARTIFACTS, require_browser
 
 pytestmark = pytest.mark.slow
 DIST = REPO_ROOT / "web" / "dist"
@@ -73,7 +73,7 @@ def _build():
             pytest.fail("FER_REQUIRE_BROWSER=1 but web/dist is not built and npm is not installed")
         pytest.skip("web/dist is not built and npm is not installed (make web)")
     python = REPO_ROOT / ".venv" / "bin" / "python"
-    subprocess.run([str(python if python.exists() else "python"), "tools/export_web.py"], cwd=REPO_ROOT, check=True)
+    subprocess.run([str(python if python.exists() else "python"), "-m", "tools.export_web"], cwd=REPO_ROOT, check=True)
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=REPO_ROOT / "web", check=True)
     subprocess.run(["npm", "run", "build"], cwd=REPO_ROOT / "web", check=True)
     return DIST
@@ -184,7 +184,7 @@ def test_photos_give_the_apps_faces_and_labels(page, reference, photo):
 
 
 def test_the_page_names_its_classifier_and_an_int8_one_is_the_checkpoints_file(page, web_dist):
-    """The page says which classifier it runs (fp32 by default); an int8 one (`tools/export_web.py --precision int8`)
+    """The page says which classifier it runs (fp32 by default); an int8 one (`tools.export_web --precision int8`)
     is model.int8.onnx itself, input renamed and the layer4 maps added as an output."""
     import onnxruntime as ort
 
@@ -351,7 +351,7 @@ def test_page_states_privacy_layer_and_model_card(page, predictor):
     accuracy (no TTA), as the Python side has them."""
     from fer_demo.backends import report_name
     from fer_demo.checkpoint import SHIPPED_CHECKPOINT
-    from fer_demo.explain import default_layer
+    from fer_demo.cams import default_layer
     from fer_demo.model import CAM_LAYERS
 
     sizes, last, app = predictor.map_sizes, CAM_LAYERS[-1], default_layer(predictor.map_sizes)

@@ -12,7 +12,7 @@ from bench.webcam_app import parse_args as webcam_app_args
 from bench.webcam_app import stream_args
 from fer_demo.ui.predict_tab import LIVE_STREAM, LiveStream, build_predict_tab
 
-from .support.browser import WEBCAM_FPS, fake_webcam, webcam_frames
+from fer_demo_testing.browser import WEBCAM_FPS, fake_webcam, webcam_frames
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """Upload the app to a Hugging Face Space, or list what would go up.
 
-    python tools/deploy_space.py USER/NAME [--private]    # make space SPACE=USER/NAME
-    python tools/deploy_space.py --dry-run                # make space-dry-run: files and sizes, no network
-    python tools/deploy_space.py --static USER/NAME       # the in-browser page (web/dist, `make web`), sdk: static
-    python tools/deploy_space.py --static --dry-run
+    python -m tools.deploy_space USER/NAME [--private]    # make space SPACE=USER/NAME
+    python -m tools.deploy_space --dry-run                # make space-dry-run: files and sizes, no network
+    python -m tools.deploy_space --static USER/NAME       # the in-browser page (web/dist, `make web`), sdk: static
+    python -m tools.deploy_space --static --dry-run
 
 The Space runs `app.py` with requirements.txt, as README.md's front matter says. Only the files the app
 needs go up: ALLOW_PATTERNS / IGNORE_PATTERNS select them for both the upload and the dry run, the way
@@ -28,15 +28,13 @@ from pathlib import Path
 from huggingface_hub import HfApi
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repo's package
-
-from fer_demo.paths import REPO_ROOT  # noqa: E402
+from fer_demo.paths import REPO_ROOT
 
 # The app, its package, the shipped model, the face detector with its licence, the examples it offers,
 # the model card it shows, and the Space's README (front matter), requirements and licence.
 # Patterns as upload_folder reads them: fnmatch on paths relative to the repo, `*` crossing `/`.
 ALLOW_PATTERNS = ["app.py", "README.md", "MODEL_CARD.md", "LICENSE", "requirements.txt", "fer_demo/*.py",
-                  "checkpoints/fer-resnet18/*", "models/*", "examples/*"]
+                  "fer_demo/assets/*", "examples/*"]
 IGNORE_PATTERNS = [".*", "*/.*", "*__pycache__*", "*.pyc", "examples/*.py"]
 
 WEB_DIST = REPO_ROOT / "web" / "dist"
@@ -143,7 +141,7 @@ def main(argv=None) -> int:
                    help="the in-browser page from web/dist (build it with `make web`) as a static Space")
     args = p.parse_args(argv)
     if not args.space and not args.dry_run:
-        p.error("give the Space's id: `python tools/deploy_space.py USER/NAME` (make space SPACE=USER/NAME)")
+        p.error("give the Space's id: `python -m tools.deploy_space USER/NAME` (make space SPACE=USER/NAME)")
     target = STATIC if args.static else GRADIO
     if args.static and not (target.root / "index.html").is_file():
         print(f"error: no built page in {target.root}: run `make web` first", file=sys.stderr)

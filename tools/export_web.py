@@ -1,7 +1,7 @@
 """Export what the static page (web/) runs in the browser: the classifier as ONNX with a second output
 (layer4's feature maps, for the CAM), the YuNet face detector, and the page's settings and model-card text.
 
-    python tools/export_web.py [--checkpoint checkpoints/fer-resnet18] [--out web/models] [--precision fp32|int8]
+    python -m tools.export_web [--checkpoint fer_demo/assets/fer-resnet18] [--out web/models] [--precision fp32|int8]
 
 Writes into --out:
   classifier.onnx  input `input` (N, 1, 48, 48) normalized; outputs `logits` (N, 7) and `layer4` (N, 512, 3, 3)
@@ -33,17 +33,15 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repo's package
-
-from fer_demo import checkpoint as ckpt  # noqa: E402
-from fer_demo.backends import DIGEST_KEY, INT8_FILE, weights_digest  # noqa: E402
-from fer_demo.detectors import (DETECT_SIDE, FOCUS_RATIO, FOCUS_SIDE, MIN_FACE_FRACTION, MIN_FACE_PIXELS,  # noqa: E402
-                                YUNET_NMS, YUNET_SCORE)
-from fer_demo.explain import default_layer  # noqa: E402
-from fer_demo.faces import GEOMETRY, MAX_FACES, MAX_FACES_CLASSIFIED, SMALL_IMAGE_SIDE  # noqa: E402
-from fer_demo.images import MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE  # noqa: E402
-from fer_demo.model import stage_map_sizes  # noqa: E402
-from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT, YUNET_FILE  # noqa: E402
+from fer_demo import checkpoint as ckpt
+from fer_demo.backends import DIGEST_KEY, INT8_FILE, weights_digest
+from fer_demo.cams import default_layer
+from fer_demo.detectors import (DETECT_SIDE, FOCUS_RATIO, FOCUS_SIDE, MIN_FACE_FRACTION, MIN_FACE_PIXELS, YUNET_NMS,
+                                YUNET_SCORE)
+from fer_demo.faces import GEOMETRY, MAX_FACES, MAX_FACES_CLASSIFIED, SMALL_IMAGE_SIDE
+from fer_demo.images import MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE
+from fer_demo.model import stage_map_sizes
+from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT, YUNET_FILE
 
 DEFAULT_OUT = REPO_ROOT / "web" / "models"
 CAM_LAYER = "layer4"
@@ -64,9 +62,9 @@ class LogitsAndFeatures(nn.Module):
 
 
 def model_card_text(card: Path) -> dict:
-    """The model card's 'Intended use and misuse' paragraphs, as plain text."""
+    """The intended use and the misuse paragraphs of the model card's "Uses" section, as plain text."""
     text = card.read_text(encoding="utf-8")
-    match = re.search(r"^## Intended use and misuse\s*\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    match = re.search(r"^## Uses\s*\n(.*?)(?=^## |\Z)", text, re.S | re.M)
     paragraphs = [" ".join(p.split()) for p in (match.group(1) if match else "").split("\n\n") if p.strip()]
     intended = [p for p in paragraphs if p.startswith("Intended")]
     misuse = [p for p in paragraphs if p.startswith("Not intended")]

@@ -2,7 +2,8 @@
 
     python -m train.evaluate [--checkpoint DIR] --dataset X --split test [--tta] [--limit N] [--backend onnx-int8]
 
-Without --checkpoint it evaluates the checkpoint this repo ships. TTA averages
+Without --checkpoint it evaluates the checkpoint this repo ships; the report goes to --out, by default
+runs/evaluate/<checkpoint's name> (never into the shipped checkpoint). TTA averages
 the softmax of 10 views: the face and 4 copies shifted by 3 px (up, down,
 left, right; edges replicated), each as is and mirrored.
 The last stdout line is one JSON object: accuracy, macro_f1, ece, n, split, tta, backend.
@@ -20,6 +21,7 @@ from fer_demo import checkpoint as ckpt
 from fer_demo.backends import BACKENDS
 from fer_demo.data import DEFAULT_DATASET, DataError
 
+from .outputs import default_out
 from .report import evaluate_and_report, summary_line
 
 
@@ -45,9 +47,11 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=face_count, default=None, metavar="N", help="a seeded random subset of N faces")
     p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="torch (default), or onnx-int8: the checkpoint's model.int8.onnx (python -m train.quantize)")
-    p.add_argument("--out", default=None, help="folder for the report (default: the checkpoint folder)")
+    p.add_argument("--out", default=None, help="folder for the report (default: runs/evaluate/<checkpoint's name>; "
+                                               "never the shipped checkpoint unless named)")
     args = p.parse_args(argv)
     checkpoint = args.checkpoint or ckpt.SHIPPED_CHECKPOINT
+    args.out = args.out or default_out("evaluate", checkpoint)
     try:
         if args.checkpoint is None and not (ckpt.SHIPPED_CHECKPOINT / ckpt.MODEL_FILE).is_file():
             raise ckpt.CheckpointError(

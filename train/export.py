@@ -1,6 +1,8 @@
 """Package a run's selected checkpoint for shipping: fp16 weights, config, reports, curves, metrics log.
 
-    python -m train.export runs/fer-resnet18 checkpoints/fer-resnet18 [--fp32]
+    python -m train.export RUN [DEST] [--fp32]      # e.g. python -m train.export runs/r18 runs/export/r18
+
+DEST defaults to runs/export/<run's name>; train.release names the shipped fer_demo/assets/fer-resnet18 on purpose.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 import torch
 
 from fer_demo import checkpoint as ckpt
+
+from .outputs import default_out
 
 RUN_FILES = ("metrics.jsonl", "curves.png")
 REPORT_GLOBS = ("*_report.json", "*_confusion.png")
@@ -35,11 +39,11 @@ def export(run: Path, dest: Path, fp16: bool = True) -> Path:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="a run folder (its best/ is exported) or a checkpoint folder")
-    p.add_argument("dest")
+    p.add_argument("dest", nargs="?", default=None, help="default: runs/export/<run's name>")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16 storage)")
     args = p.parse_args(argv)
     try:
-        dest = export(Path(args.run), Path(args.dest), fp16=not args.fp32)
+        dest = export(Path(args.run), Path(args.dest or default_out("export", args.run)), fp16=not args.fp32)
     except ckpt.CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,6 +1,11 @@
 """Write `model.int8.onnx` beside a checkpoint's weights, for the app's and evaluator's onnx-int8 backend.
 
-    python -m train.quantize [CHECKPOINT] [--dataset X] [--split validation] [--faces 1024]
+    python -m train.quantize [CHECKPOINT] [--out DIR] [--dataset X] [--split validation] [--faces 1024]
+
+The int8 model goes to --out (default runs/quantize/<checkpoint's name>, never the shipped checkpoint unless
+named), with a copy of the checkpoint's weights and config beside it when that is another folder, so that DIR
+is a checkpoint the app and the evaluator open (`--checkpoint DIR --backend onnx-int8`). To quantize a run's
+checkpoint in place, name it twice: `python -m train.quantize runs/r18/best --out runs/r18/best`.
 
 Export to ONNX, then static quantization calibrated on real faces: weights are
 quantized per output channel (int8) and activations per tensor (uint8), with
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -25,6 +31,8 @@ from fer_demo import checkpoint as ckpt
 from fer_demo.backends import DIGEST_KEY, INT8_FILE, weights_digest
 from fer_demo.data import DEFAULT_DATASET, DataError, load_fer
 from fer_demo.transforms import to_model_input
+
+from .outputs import default_out
 
 CALIBRATION_BATCH = 64
 
@@ -43,10 +51,12 @@ def calibration_batches(faces: torch.Tensor, config: dict) -> list[dict[str, np.
     return [{"x": x[i:i + CALIBRATION_BATCH]} for i in range(0, len(x), CALIBRATION_BATCH)]
 
 
-def write_int8(folder: str | Path, faces: torch.Tensor, reduce_range: bool = True) -> Path:
+def write_int8(folder: str | Path, faces: torch.Tensor, reduce_range: bool = True,
+               out: str | Path | None = None) -> Path:
     """Quantize the checkpoint in `folder` with uint8 `faces` (N, 48, 48); writes folder/INT8_FILE.
 
-    The model is loaded from `folder` itself, so the digest it is tagged with is that of its weights.
+    The model is loaded from `folder` itself, so the digest it is tagged with is that of its weights; `out`
+    (default: `folder`) is where the file goes.
     `reduce_range` keeps weights to 7 bits: CPUs without VNNI (AVX2 only) multiply uint8 x int8 pairs
     into saturating 16-bit sums, which 8-bit weights overflow; with 7 bits the same file gives the
     same answers on every x86 CPU.
@@ -73,20 +83,32 @@ def write_int8(folder: str | Path, faces: torch.Tensor, reduce_range: bool = Tru
         proto = onnx.load(str(int8))
         onnx.helper.set_model_props(proto, {DIGEST_KEY: weights_digest(folder), "fer_demo.calibration_faces":
                                             str(len(faces)), "fer_demo.labels": ",".join(config["labels"])})
-    staged = folder / f".{INT8_FILE}.tmp"  # written beside it, then renamed: never a half-written model
+    out = Path(out or folder)
+    staged = out / f".{INT8_FILE}.tmp"  # written beside it, then renamed: never a half-written model
     try:
         onnx.save(proto, str(staged))
-        os.replace(staged, folder / INT8_FILE)
+        os.replace(staged, out / INT8_FILE)
     except OSError as e:
         staged.unlink(missing_ok=True)
-        raise ckpt.CheckpointError(f"could not write {folder / INT8_FILE}: {e.strerror or e}") from None
-    return folder / INT8_FILE
+        raise ckpt.CheckpointError(f"could not write {out / INT8_FILE}: {e.strerror or e}") from None
+    return out / INT8_FILE
+
+
+def checkpoint_copy(folder: Path, out: Path) -> Path:
+    """`out` holding the checkpoint's weights and config (copied unless it is `folder` itself)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if out.resolve() != folder.resolve():
+        for name in (ckpt.MODEL_FILE, ckpt.CONFIG_FILE):
+            shutil.copy2(folder / name, out / name)
+    return out
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", nargs="?", default=str(ckpt.SHIPPED_CHECKPOINT),
                    help="checkpoint folder (default: the shipped model)")
+    p.add_argument("--out", default=None,
+                   help="folder for the int8 model (default: runs/quantize/<checkpoint's name>)")
     p.add_argument("--dataset", default=DEFAULT_DATASET, help="FER2013 Hub id or local folder")
     p.add_argument("--revision", default=None)
     p.add_argument("--split", default="validation", choices=["train", "validation"],
@@ -99,7 +121,8 @@ def main(argv=None) -> int:
         faces = load_fer(args.dataset, (args.split,), args.revision, {args.split: args.faces}, args.seed,
                          log=lambda *a: print(*a, file=sys.stderr))[args.split]
         start = time.perf_counter()
-        path = write_int8(folder, faces.images)
+        out = checkpoint_copy(folder, Path(args.out or default_out("quantize", folder)))
+        path = write_int8(folder, faces.images, out=out)
     except (DataError, ckpt.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

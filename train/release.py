@@ -166,14 +166,14 @@ def record_rescore(dest: Path) -> None:
 def package(folder: Path, dest: Path, dataset: str) -> None:
     """Export and quantize the chosen run's best weights into `dest`, then `score` them."""
     run_step(export.main, [str(folder), str(dest)])
-    run_step(quantize.main, [str(dest), "--dataset", dataset])
+    run_step(quantize.main, [str(dest), "--out", str(dest), "--dataset", dataset])
     score(dest, dataset)
 
 
 def score(dest: Path, dataset: str) -> None:
     """Fit the temperatures on validation, re-score validation (recorded in config.json), then score the test
     split once; every report is written into `dest`, the shipped folder, on purpose."""
-    on = ["--checkpoint", str(dest), "--dataset", dataset, "--out", str(dest)]
+    on = ["--checkpoint", str(dest), "--out", str(dest), "--dataset", dataset]  # the shipped files, on purpose
     run_step(calibrate.main, [str(dest), "--dataset", dataset])
     run_step(evaluate.main, on + ["--split", "validation"])
     run_step(evaluate.main, on + ["--split", "validation", "--backend", "onnx-int8"])

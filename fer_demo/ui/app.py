@@ -46,4 +46,14 @@ def build_app(predictor: Predictor, heldout: HeldOutSet | None = None) -> gr.Blo
             with gr.Tab("About", id="about"):
                 gr.Markdown(model_card_markdown(predictor, heldout))
         gr.api(bind(api_test_report, heldout), api_name="test_report")
+    name_tools_after_endpoints(demo)
     return demo
+
+
+def name_tools_after_endpoints(demo: gr.Blocks) -> None:
+    """Gradio's MCP server (app.py --mcp) names each tool after its function; ours are named after their
+    endpoints instead (/predict -> predict), as the API page and gradio_client know them."""
+    public = {name.lstrip("/") for name in demo.get_api_info()["named_endpoints"]}
+    for block_fn in demo.fns.values():
+        if block_fn.api_name in public:  # each a handler bound to the Predictor (common.bind): its own object
+            block_fn.fn.__name__ = block_fn.api_name

@@ -6,8 +6,7 @@ import gradio as gr
 import numpy as np
 
 from ..drawing import enlarge, overlay
-from ..explain import (DEFAULT_METHOD, FAITHFULNESS_NOTE, METHOD_HINT, METHODS, SLOW_METHODS, default_layer,
-                       explain_image)
+from ..cams import DEFAULT_METHOD, FAITHFULNESS_NOTE, METHOD_HINT, METHODS, SLOW_METHODS, default_layer
 from ..labels import NUM_CLASSES
 from ..model import CAM_LAYERS
 from ..predictor import Predictor
@@ -18,10 +17,16 @@ from .common import bind, errors_as_gr_error, example_files, photo_input
 @errors_as_gr_error
 def api_explain(predictor: Predictor, face_image: str | None, method: str = DEFAULT_METHOD, layer: str | None = None,
                 target: str = "predicted", all_classes: bool = False, progress=gr.Progress()) -> dict:
-    """Explain one face: CAM maps (48x48, 0-1) for the chosen class(es), with faithfulness scores."""
+    """Explain one face: CAM maps (48x48, 0-1) for the chosen class(es), with faithfulness scores.
+
+    Args:
+        face_image: a face (a photo works too: its largest face is used)
+        method: the CAM method: GradCAM, GradCAM++, HiResCAM, XGradCAM, LayerCAM, EigenCAM, ScoreCAM or AblationCAM
+        layer: the ResNet stage the map is taken at: layer1 to layer4 (default: the app's)
+        target: the class the map is for: "predicted" or a label (angry, disgust, fear, happy, sad, surprise, neutral)
+        all_classes: one map per class instead of the target's alone"""
     report = (lambda frac, desc: progress(frac, desc=desc)) if method in SLOW_METHODS else None
-    return explain_image(predictor, face_image, method, layer or default_layer(predictor.map_sizes), target,
-                         bool(all_classes), progress=report)
+    return predictor.explain(face_image, method, layer, target, bool(all_classes), progress=report)
 
 
 def ui_explain(predictor: Predictor, face_image, method, layer, target, all_classes, progress=gr.Progress()):

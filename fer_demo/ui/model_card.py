@@ -6,11 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..paths import REPO_ROOT
+from ..paths import MODEL_CARD, REPO_ROOT
 from ..predictor import Predictor
 from ..testset import HeldOutSet
-
-MODEL_CARD = REPO_ROOT / "MODEL_CARD.md"
 
 
 _IMAGE_LINK = re.compile(r'(!\[[^\]]*\]\()\s*([^)\s]+)((?:\s+"[^"]*")?\s*\))')

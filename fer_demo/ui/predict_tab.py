@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
-import numpy as np
 
-from ..drawing import annotate, cam_on_photo, enlarge, overlay
-from ..explain import DEFAULT_METHOD, default_layer, top_class_cams
+from ..drawing import enlarge, overlay
+from ..cams import DEFAULT_METHOD, default_layer
 from ..faces import MAX_FACES
 from ..images import MAX_FILE_BYTES, MAX_SIDE, ImageLoadError, describe_bytes, load_image
 from ..labels import FACE_SIZE, NUM_CLASSES, label_probs
-from ..predictor import Analysis, Face, Predictor
+from ..pictures import face_cams, labelled, photo_with_cams
+from ..predictor import Analysis, Predictor
 from ..transforms import NO_TTA, TTA
 from .common import bind, errors_as_gr_error, example_files, photo_input
 
@@ -49,50 +49,28 @@ class LiveStream:
         return gr.WebcamOptions(mirror=True, constraints=ask)
 
 
-# Chosen with bench/webcam_fps.py (README, "The live webcam's frame rate"): 0.05 s lets the page see about 19
+# Chosen with bench/webcam_fps.py (docs/results.md, "The live webcam's frame rate"): 0.05 s lets the page see about 19
 # labelled frames a second on 2 cores, 0.1 s capped it at 10; 640x480 keeps the faces' pixels for the crops.
 LIVE_STREAM = LiveStream(every_s=0.05, width=640, height=480)
-
-
-def serving_tta(predictor: Predictor, on: bool) -> str:
-    """The TTA /predict and the UI use: the app's default, or none when switched off."""
-    return predictor.tta if on else NO_TTA
-
-
-def predict_message(a: Analysis) -> str:
-    """What the Predict tab (and /predict's "message") says about an analysis, in plain words."""
-    if a.no_face:
-        return "No face found. Tick \"Classify the whole image as one face\" to classify the image anyway."
-    if a.whole_image:
-        text = "Classified the whole image (its centred square) as one face."
-    else:
-        text = f"{a.n_detected} face{'s' * (a.n_detected != 1)} found."
-    notes = [
-        a.small_as_face and "The image is small, so it was taken as one face crop.",
-        a.n_detected > a.max_faces and f"Classified the {a.max_faces} largest.",
-        len(a.faces) > MAX_FACES and (f"Probabilities and Grad-CAM are shown for the {MAX_FACES} largest; "
-                                      "every face gets a box and its top label."),
-    ]
-    return " ".join([text, *filter(None, notes)])
-
-
-def caption(a: Analysis, face: Face) -> str:
-    """The label drawn beside a face's box: "2 happy 87%"."""
-    return f"{face.index} {a.labels[int(face.probs.argmax())]} {face.probs.max():.0%}"
 
 
 @errors_as_gr_error
 def predict_with_analysis(predictor: Predictor, photo: str | None, whole_image: bool = False,
                           tta: bool = True) -> tuple[dict, Analysis]:
     """Find the faces in a photo and classify each: box, eye landmarks, crop, top label and the 7 probabilities.
-    `tta` averages each face with its views (the answer's "tta" names them); false classifies the face alone.
 
-    Returns the JSON answer and the analysis that the tab draws its pictures from (kept in a gr.State,
-    which API clients do not see)."""
+    Args:
+        photo: the photo (JPEG, PNG, WebP, GIF, BMP or TIFF)
+        whole_image: classify the whole image (its centred square) as one face instead of finding faces
+        tta: average each face with its views (the answer's "tta" names them); false classifies the face alone
+
+    Returns:
+        The JSON answer: the faces, their boxes, labels and probabilities, and a message in words. (The Predict tab
+        also keeps the analysis it draws its pictures from, in a gr.State that API clients do not see.)"""
     if photo is None:
         raise ImageLoadError("No image was given: upload a photo, paste one, or take one with the webcam.")
-    a = predictor.analyze(photo, bool(whole_image), tta=serving_tta(predictor, tta))
-    return {**a.to_json(), "backend": predictor.backend, "message": predict_message(a)}, a
+    a = predictor.analyze(photo, bool(whole_image), tta=predictor.serving_tta(tta))
+    return predictor.answer(a), a
 
 
 def api_predict(predictor: Predictor, photo: str | None, whole_image: bool = False, tta: bool = True) -> dict:
@@ -102,27 +80,6 @@ def api_predict(predictor: Predictor, photo: str | None, whole_image: bool = Fal
 
 def ui_predict(predictor: Predictor, photo, whole_image, tta):
     return (None, None) if photo is None else predict_with_analysis(predictor, photo, whole_image, tta)
-
-
-def photo_with_cams(predictor: Predictor, a: Analysis, opacity: float, cams=None) -> np.ndarray:
-    """The photo with each detailed face's top-class Grad-CAM on its crop square, under numbered boxes."""
-    detailed = a.detailed()
-    if cams is None:
-        cams = face_cams(predictor, a)
-    shown = cam_on_photo(a.image.rgb, [f.crop for f in detailed], list(cams), opacity) if detailed else a.image.rgb
-    return labelled(a, shown)
-
-
-def labelled(a: Analysis, rgb: np.ndarray | None = None) -> np.ndarray:
-    """The photo (or `rgb`, a picture of it) with each face's numbered box and top label."""
-    return annotate(a.image.rgb if rgb is None else rgb, [f.box for f in a.faces], [caption(a, f) for f in a.faces])
-
-
-def face_cams(predictor: Predictor, a: Analysis) -> np.ndarray:
-    detailed = a.detailed()
-    if not detailed:
-        return np.zeros((0, FACE_SIZE, FACE_SIZE), np.float32)
-    return top_class_cams(predictor, np.stack([f.face for f in detailed]), [int(f.probs.argmax()) for f in detailed])
 
 
 def face_slots(a: Analysis, cams, opacity: float) -> list:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..drawing import enlarge, overlay
-from ..explain import DEFAULT_METHOD, default_layer, top_class_cams
+from ..cams import DEFAULT_METHOD, default_layer, top_class_cams
 from ..predictor import Predictor
 from ..testset import MODES, NO_TTA_MODE, SUMMARY_HEADERS, DatasetUnavailable, HeldOutSet
 from .common import bind, errors_as_gr_error
@@ -20,8 +20,12 @@ CORNER = "true \\ predicted"
 @errors_as_gr_error
 def api_confusion(heldout: HeldOutSet, true: str, predicted: str, mode: str = NO_TTA_MODE,
                   progress=gr.Progress()) -> dict:
-    """Test faces of true class `true` that the model predicts as `predicted` (up to 12, most confident first);
-    `mode` "TTA" takes the predictions averaged over the evaluator's 10 views."""
+    """Test faces of true class `true` that the model predicts as `predicted` (up to 12, most confident first).
+
+    Args:
+        true: the true class (a label: angry, disgust, fear, happy, sad, surprise, neutral)
+        predicted: the predicted class (a label)
+        mode: "no TTA", or "TTA" for the predictions averaged over the evaluator's 10 views"""
     return heldout.cell(true, predicted, mode=mode, progress=lambda f, d: progress(f, desc=d))
 
 
@@ -100,7 +104,7 @@ def build_testset_tab(predictor: Predictor, heldout: HeldOutSet) -> None:
     modes = heldout.modes()
     if not modes:
         gr.Markdown(f"No test report beside the checkpoint (`{predictor.folder}`): run "
-                    f"`python -m train.evaluate --tta --backend {predictor.backend}` to write "
+                    f"`{heldout.evaluate_command}` to write "
                     f"`{heldout.report_file}`.")
     with gr.Row(visible=bool(modes)):
         gr.Dataframe(value=heldout.summary_rows() or None, headers=SUMMARY_HEADERS,

@@ -20,8 +20,14 @@ from ..video import DEFAULT_RATE, MAX_RATE, MIN_RATE, analyze_clip, read_csv, ti
 def api_video(predictor: Predictor, clip: str | None, rate: float = DEFAULT_RATE,
               progress=gr.Progress()) -> tuple[dict, str, str]:
     """Find, follow and classify the faces of a clip (at most 60 s) sampled at `rate` frames per second.
-    Returns a summary per person (JSON), the clip with numbered boxes (H.264 mp4) and a CSV with every face
-    in every sampled frame: frame, time, person, box x, y, w, h and the seven probabilities."""
+
+    Args:
+        clip: the video (MP4, MOV, WebM, MKV or AVI)
+        rate: frames sampled per second
+
+    Returns:
+        A summary per person (JSON), the clip with numbered boxes (H.264 mp4) and a CSV with every face in every
+        sampled frame: frame, time, person, box x, y, w, h and the seven probabilities."""
     if clip is None:
         raise ClipError("No clip was given: upload a video.")
     result = analyze_clip(predictor, clip, rate, progress=lambda frac, desc: progress(frac, desc=desc))

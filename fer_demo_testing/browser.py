@@ -20,10 +20,10 @@ import numpy as np
 from PIL import Image
 
 from fer_demo.labels import FER_LABELS
-from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
 
 CHROMIUM = os.environ.get("FER_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"  # tests/artifacts: screenshots, frame rates
+ARTIFACTS = REPO_ROOT / "tests" / "artifacts"  # screenshots, frame rates
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 # The fake camera's clip: fast enough that the camera is never what caps a frame rate the tests or the bench

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .paths import LOCAL_DATASET, REPO_ROOT
+from fer_demo.paths import LOCAL_DATASET, REPO_ROOT
 
 HOST = "127.0.0.1"
 
@@ -93,9 +93,11 @@ def default_env(extra: dict | None = None) -> dict:
 
 @contextmanager
 def launched_app(env: dict | None = None, args=(), log_path: str | Path | None = None,
-                 timeout: float = 180.0, host: str = HOST, root: str | Path = REPO_ROOT, script: str = "app.py"):
-    """Start `root`/`script` (this repo's app.py by default; any Gradio script that honours GRADIO_SERVER_PORT)
-    on a free port of `host` (loopback only), wait until it answers, yield an `AppServer`; stop it on exit.
+                 timeout: float = 180.0, host: str = HOST, root: str | Path = REPO_ROOT, script: str = "app.py",
+                 module: str | None = None):
+    """Start `root`/`script` (this repo's app.py by default; any Gradio script that honours GRADIO_SERVER_PORT),
+    or `python -m module` from `root` (a bench's app: `module="bench.noop_app"`), on a free port of `host`
+    (loopback only), wait until it answers, yield an `AppServer`; stop it on exit.
     Raises `LaunchError` (with the log's tail) if it exits or is not up within `timeout`."""
     check_loopback(f"http://{host}/")
     port = free_port(host)
@@ -105,14 +107,15 @@ def launched_app(env: dict | None = None, args=(), log_path: str | Path | None =
     env = dict(default_env(env), GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME=host)
     url = f"http://{host}:{port}/"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, script, *args], cwd=root, env=env, stdout=log,
+        command = ("-m", module) if module else (script,)
+        proc = subprocess.Popen([sys.executable, *command, *args], cwd=root, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         server = AppServer(url, proc, log_path)
         try:
             deadline = time.monotonic() + timeout
             while True:
                 if proc.poll() is not None:
-                    raise LaunchError(f"{script} exited with {proc.returncode}:\n{server.log_tail()}")
+                    raise LaunchError(f"{module or script} exited with {proc.returncode}:\n{server.log_tail()}")
                 try:
                     with urllib.request.urlopen(url, timeout=2) as r:
                         if r.status == 200:
@@ -120,7 +123,7 @@ def launched_app(env: dict | None = None, args=(), log_path: str | Path | None =
                 except OSError:
                     pass
                 if time.monotonic() > deadline:
-                    raise LaunchError(f"{script} did not answer on {url} within {timeout:.0f} s:\n"
+                    raise LaunchError(f"{module or script} did not answer on {url} within {timeout:.0f} s:\n"
                                       f"{server.log_tail()}")
                 time.sleep(0.5)
             yield server

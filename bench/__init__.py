@@ -1,0 +1,1 @@
+"""bench: run each as a module from the repo's root, `python -m bench.NAME`."""

@@ -1,0 +1,1 @@
+"""tools: run each as a module from the repo's root, `python -m tools.NAME`."""
