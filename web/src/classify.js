@@ -9,12 +9,17 @@ export class Classifier {
   }
 
   async classify(faces) {
-    const n = faces.length, s = this.config.input_size, { mean, std } = this.config;
+    const n = faces.length,
+      s = this.config.input_size,
+      { mean, std } = this.config;
     if (!n) return { probs: [], features: null, channels: 0, mapSize: 0 };
     const x = new Float32Array(n * s * s);
-    faces.forEach((face, i) => { for (let k = 0; k < s * s; k++) x[i * s * s + k] = (face[k] / 255 - mean) / std; });
+    faces.forEach((face, i) => {
+      for (let k = 0; k < s * s; k++) x[i * s * s + k] = (face[k] / 255 - mean) / std;
+    });
     const out = await this.session.run({ input: new this.ort.Tensor('float32', x, [n, 1, s, s]) });
-    const logits = out.logits.data, k = this.config.labels.length;
+    const logits = out.logits.data,
+      k = this.config.labels.length;
     const probs = [];
     for (let i = 0; i < n; i++) probs.push(softmax(logits.subarray(i * k, (i + 1) * k)));
     const feats = out[this.config.cam_layer];
