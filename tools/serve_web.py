@@ -69,11 +69,18 @@ class IsolatedHandler(http.server.SimpleHTTPRequestHandler):
             super().log_message(*args)
 
 
-def make_server(directory: Path = WEB_DIST, port: int = 0, host: str = "127.0.0.1",
-                verbose: bool = False) -> http.server.ThreadingHTTPServer:
+class Server(http.server.ThreadingHTTPServer):
+    """Quiet about a browser dropping a connection (a page closed or reloaded mid-download)."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def make_server(directory: Path = WEB_DIST, port: int = 0, host: str = "127.0.0.1", verbose: bool = False) -> Server:
     """A threading server of `directory` with IsolatedHandler (port 0: any free one; see server_address)."""
     handler = type("Handler", (IsolatedHandler,), {"verbose": verbose})
-    return http.server.ThreadingHTTPServer((host, port), functools.partial(handler, directory=str(directory)))
+    return Server((host, port), functools.partial(handler, directory=str(directory)))
 
 
 def main(argv=None) -> int:
