@@ -2,6 +2,7 @@
 // gradient of a class's logit with respect to layer4's maps is that class's fc weights / (h x w) at every
 // position, so Grad-CAM there is exactly relu(sum_k w_ck A_k), up to scale: no gradients needed. Then, as
 // pytorch-grad-cam does, the map is scaled to [0, 1] and enlarged to the face's size bilinearly.
+import { linearTap } from './resample.js';
 
 export function cams(result, classes, fcWeight, size) {
   const { features, channels, mapSize } = result;
@@ -31,20 +32,7 @@ export function cams(result, classes, fcWeight, size) {
 function enlarge(map, n, size) {
   const out = new Float32Array(size * size),
     scale = n / size;
-  const coord = (o) => {
-    let s = (o + 0.5) * scale - 0.5,
-      i = Math.floor(s),
-      f = s - i;
-    if (i < 0) {
-      i = 0;
-      f = 0;
-    }
-    if (i >= n - 1) {
-      i = n - 1;
-      f = 0;
-    }
-    return [i, Math.min(i + 1, n - 1), f];
-  };
+  const coord = (o) => linearTap(o, scale, n);
   for (let y = 0; y < size; y++) {
     const [y0, y1, fy] = coord(y);
     for (let x = 0; x < size; x++) {

@@ -63,29 +63,25 @@ function shrinkArea(src, w, h, stride, channels, nw, nh) {
   return out;
 }
 
-// [index, weight] pairs of INTER_LINEAR's two taps per output pixel.
-// INTER_LINEAR's two taps per output pixel: [[indices], [weights]].
-function linearTable(inSize, outSize) {
-  const scale = inSize / outSize,
-    table = [];
-  for (let o = 0; o < outSize; o++) {
-    let s = (o + 0.5) * scale - 0.5;
-    let i = Math.floor(s),
-      f = s - i;
-    if (i < 0) {
-      i = 0;
-      f = 0;
-    }
-    if (i >= inSize - 1) {
-      i = inSize - 1;
-      f = 0;
-    }
-    table.push([
-      [i, Math.min(i + 1, inSize - 1)],
-      [1 - f, f],
-    ]);
+// INTER_LINEAR's two taps for output pixel `o` (pixel centres at +0.5, edges clamped): [first input index,
+// second input index, weight of the second].
+export function linearTap(o, scale, inSize) {
+  const s = (o + 0.5) * scale - 0.5;
+  let i = Math.floor(s),
+    f = s - i;
+  if (i < 0) {
+    i = 0;
+    f = 0;
   }
-  return table;
+  if (i >= inSize - 1) {
+    i = inSize - 1;
+    f = 0;
+  }
+  return [i, Math.min(i + 1, inSize - 1), f];
+}
+
+function linearTable(inSize, outSize) {
+  return Array.from({ length: outSize }, (_, o) => linearTap(o, inSize / outSize, inSize));
 }
 
 // src: typed array of h x w x `stride` values, channels 0..channels-1 resized to nw x nh; a Uint8Array (rounded
@@ -98,7 +94,8 @@ export function resize(src, w, h, stride, channels, nw, nh) {
   const mid = new Float32Array(h * nw * channels);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < nw; x++) {
-      const [[i0, i1], [w0, w1]] = tx[x];
+      const [i0, i1, w1] = tx[x],
+        w0 = 1 - w1;
       for (let c = 0; c < channels; c++) {
         mid[(y * nw + x) * channels + c] = w0 * src[(y * w + i0) * stride + c] + w1 * src[(y * w + i1) * stride + c];
       }
@@ -106,7 +103,8 @@ export function resize(src, w, h, stride, channels, nw, nh) {
   }
   const out = new Uint8Array(nw * nh * channels);
   for (let y = 0; y < nh; y++) {
-    const [[i0, i1], [w0, w1]] = ty[y];
+    const [i0, i1, w1] = ty[y],
+      w0 = 1 - w1;
     for (let x = 0; x < nw * channels; x++) {
       out[y * nw * channels + x] = Math.min(
         255,
