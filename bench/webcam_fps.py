@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.machine import cpu_model_and_flags  # noqa: E402
+from bench import machine  # noqa: E402
 from bench.webcam_app import parse_size, stream_args  # noqa: E402
 from fer_demo.checkpoint import SHIPPED_CHECKPOINT  # noqa: E402
 from fer_demo.local_app import LaunchError, launched_app  # noqa: E402
@@ -79,12 +79,7 @@ def parse_args(argv=None):
 
 def cpu_line() -> str:
     """"AMD EPYC ..., 2 logical CPUs; avx2 yes, avx512_vnni no, ..." from /proc/cpuinfo."""
-    cpu = cpu_model_and_flags()
-    if cpu is None:
-        return "CPU: unknown (no /proc/cpuinfo)"
-    model, flags = cpu
-    have = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in FLAGS_THAT_MATTER)
-    return f"CPU: {model or 'unknown'}, {os.cpu_count()} logical CPUs; {have}"
+    return machine.cpu_line(FLAGS_THAT_MATTER)
 
 
 def model_line(predictor) -> str:

@@ -39,12 +39,12 @@ PHOTOS = sorted(p for d in PHOTO_DIRS if d.is_dir() for p in d.iterdir()
 FER_FACES = sorted((EXAMPLES_DIR / "fer2013").glob("*.png"))
 # Photos: the page cuts the app's crops to the bit from the same crop square (crop.js and resample.js do
 # OpenCV's area shrink and warp; test_the_pages_crop_code_... below), but the square itself comes from YuNet run by
-# onnxruntime-web instead of OpenCV's DNN, whose float outputs differ in the last bits and move it by a fraction of
-# a pixel; the page's int8 classifier (the app's own file) magnifies that little. On these photos a probability
-# moved by at most 0.0066 (deepface_img13.jpg; 0.0045 with fp32 and the old, approximate crops). 0.02 is three
-# times that, for other JPEG decoders and CPUs. Labels must agree, except on a near-tie: where the Python answer's
-# two top classes are closer than twice the tolerance (grace_hopper.jpg face 1: 0.005 apart), the page may give
-# either.
+# onnxruntime-web's WASM kernels instead of Python ONNX Runtime's, whose float outputs differ in the last bits and
+# move it by a fraction of a pixel; the page's int8 classifier (the app's own file) magnifies that little. On these
+# photos a probability moved by at most 0.0066 (deepface_img13.jpg; 0.0045 with fp32 and the old, approximate
+# crops). 0.02 is three times that, for other JPEG decoders and CPUs. Labels must agree, except on a near-tie:
+# where the Python answer's two top classes are closer than twice the tolerance (grace_hopper.jpg face 1: 0.005
+# apart), the page may give either.
 PHOTO_PROB_TOL = 0.02
 # The app serves the int8 copy, whose probabilities sit up to 0.062 from the float model's on these photos
 # (group_collage.jpg face 3); the app's label may differ from the page's only where the float model's two top
