@@ -45,6 +45,10 @@ from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT, YUNET_FILE  # noqa: E402
 
 DEFAULT_OUT = REPO_ROOT / "web" / "models"
 CAM_LAYER = "layer4"
+# The detector's view of a webcam frame (longest side), the page's alone: on 76 webcam frames of 640x480 (every real
+# photo framed as a webcam would, and the tests' fake-camera clip) 416 px finds every face the app's 640-px view
+# finds, at 42% of the pixels; 320 misses 2 of 78 (`python bench/web_detector_side.py`, docs/web-page.md).
+WEBCAM_DETECT_SIDE = 416
 MAX_ABS_LOGIT_ERROR = 1e-3  # fp32 ONNX Runtime vs PyTorch, or the web int8 graph vs its source, on the same faces
 INT8_LAYER4 = "relu_16_DequantizeLinear_Output"  # in model.int8.onnx: the dequantized layer4 maps the pooling reads
 
@@ -148,7 +152,8 @@ def export(checkpoint: Path, out: Path, yunet: Path = YUNET_FILE, opset: int = 1
         "map_sizes": map_sizes,
         "fc_weight": [[float(v) for v in row] for row in fc.weight.detach().float().numpy()],
         "fc_bias": [float(v) for v in fc.bias.detach().float().numpy()],
-        "detector": {"side": DETECT_SIDE, "score": YUNET_SCORE, "nms": YUNET_NMS, "top_k": 5000,
+        "detector": {"side": DETECT_SIDE, "webcam_side": WEBCAM_DETECT_SIDE, "score": YUNET_SCORE, "nms": YUNET_NMS,
+                     "top_k": 5000,
                      "min_face_fraction": MIN_FACE_FRACTION, "min_face_pixels": MIN_FACE_PIXELS,
                      "strides": [8, 16, 32]},
         "geometry": {"scale": GEOMETRY["yunet"].scale, "down": GEOMETRY["yunet"].down,

@@ -15,9 +15,10 @@ export class FaceDetector {
   }
 
   // image: {image: ImageData, width, height}; returns [{box: {x, y, w, h}, score, landmarks: [[x, y] x 5]}]
-  async detect(photo) {
+  // `side`: the longest side of the detector's view (the app's by default; the webcam's is smaller)
+  async detect(photo, side = this.s.side) {
     const { width: w, height: h } = photo;
-    const factor = this.s.side / Math.max(w, h);
+    const factor = side / Math.max(w, h);
     const sw = factor === 1 ? w : Math.max(1, pyRound(w * factor)),
       sh = factor === 1 ? h : Math.max(1, pyRound(h * factor));
     const rgb = factor === 1 ? photo.image.data : resize(photo.image.data, w, h, 4, 3, sw, sh);

@@ -282,7 +282,8 @@ async function liveLoop() {
       const t0 = performance.now();
       const bitmap = await createImageBitmap(video);
       const withCam = $('live-cam').checked;
-      const { photo, analysis: a } = await labelled({ bitmap, options: { withCam } }, [bitmap]);
+      const options = { withCam, detectorSide: state.config.detector.webcam_side };
+      const { photo, analysis: a } = await labelled({ bitmap, options }, [bitmap]);
       const t = performance.now();
       if (canvas.width !== photo.width || canvas.height !== photo.height) {
         canvas.width = photo.width;

@@ -5,7 +5,8 @@ import { argmax } from './classify.js';
 import { extract, faceCrop, readingOrder, wholeImageBox, wholeImageCrop } from './crop.js';
 
 // photo: {image: ImageData, width, height}; models: {config, detector, classifier}; returns the analysis.
-export async function analyze(photo, models, { wholeImage = false, withCam = true } = {}) {
+// options: wholeImage (no detector), withCam, detectorSide (the detector's view; its default otherwise).
+export async function analyze(photo, models, { wholeImage = false, withCam = true, detectorSide } = {}) {
   const { config } = models,
     L = config.limits,
     times = {};
@@ -28,7 +29,7 @@ export async function analyze(photo, models, { wholeImage = false, withCam = tru
     crops = [wholeImageCrop(photo.width, photo.height)];
     lap('detect');
   } else {
-    const found = await models.detector.detect(photo);
+    const found = await models.detector.detect(photo, detectorSide);
     nDetected = found.length;
     lap('detect');
     if (nDetected > L.max_faces_classified) notes.push(`Classified the ${L.max_faces_classified} largest.`);

@@ -42,14 +42,22 @@ function shrinkArea(src, w, h, stride, channels, nw, nh) {
     n = nw * channels;
   const row = new Float32Array(n),
     sum = new Float32Array(n);
+  // the columns' table as flat typed arrays: where each weighted pixel goes in the row, where it comes from
+  const to = Int32Array.from(xt, (t) => t[0] * channels),
+    from = Int32Array.from(xt, (t) => t[1] * stride),
+    weight = Float32Array.from(xt, (t) => t[2]);
   let current = yt[0][0];
   const flush = (y) => {
     for (let k = 0; k < n; k++) out[y * n + k] = Math.min(255, Math.max(0, pyRound(sum[k])));
   };
   for (const [y, sy, beta] of yt) {
     row.fill(0);
-    for (const [x, sx, alpha] of xt) {
-      for (let c = 0; c < channels; c++) row[x * channels + c] += Math.fround(src[(sy * w + sx) * stride + c] * alpha);
+    const base = sy * w * stride;
+    for (let k = 0; k < weight.length; k++) {
+      const d = to[k],
+        q = base + from[k],
+        a = weight[k];
+      for (let c = 0; c < channels; c++) row[d + c] += Math.fround(src[q + c] * a);
     }
     if (y !== current) {
       flush(current);

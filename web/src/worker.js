@@ -11,15 +11,18 @@ let models = null;
 let queue = Promise.resolve();
 
 // Every core when SharedArrayBuffer is allowed (ONNX Runtime's own default is min(4, ceil(cores / 2)): 1 on 2
-// cores); a page that is not cross-origin isolated cannot share memory between threads, so gets one.
-function threadCount() {
-  return self.crossOriginIsolated ? Math.max(1, navigator.hardwareConcurrency || 1) : 1;
+// cores), or the page address's ?threads=N (for measuring); a page that is not cross-origin isolated cannot share
+// memory between threads, so gets one.
+function threadCount(base) {
+  const asked = Number(new URL(base).searchParams.get('threads'));
+  if (!self.crossOriginIsolated) return 1;
+  return asked >= 1 ? Math.floor(asked) : Math.max(1, navigator.hardwareConcurrency || 1);
 }
 
 async function load(base) {
   const t0 = performance.now();
   ort.env.wasm.wasmPaths = new URL('ort/', base).href;
-  ort.env.wasm.numThreads = threadCount();
+  ort.env.wasm.numThreads = threadCount(base);
   ort.env.logLevel = 'error';
   const config = await (await fetch(new URL('models/web_config.json', base))).json();
   const options = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
