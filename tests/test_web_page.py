@@ -481,7 +481,7 @@ def test_static_space_uploads_what_its_dry_run_lists(web_dist, monkeypatch):
     assert deploy.main(["--static", "user/fer-web"]) == 0
     assert sent["sdk"] == "static" and sent["files"] == names
     assert "\nsdk: static\n" in sent["readme"] and "app_file: index.html" in sent["readme"]
-    front_matter = sent["readme"].split("\n---\n")[0]
+    front_matter = sent["readme"].split("\n---\n")[0] + "\n"
     assert "\ncustom_headers:\n" in front_matter  # the Space serves the page cross-origin isolated, as make web-serve
     assert all(f"\n  {name}: {value}\n" in front_matter for name, value in ISOLATION_HEADERS.items()), front_matter
 
