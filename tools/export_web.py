@@ -47,8 +47,11 @@ DEFAULT_OUT = REPO_ROOT / "web" / "models"
 CAM_LAYER = "layer4"
 # The detector's view of a webcam frame (longest side), the page's alone: on 76 webcam frames of 640x480 (every real
 # photo framed as a webcam would, and the tests' fake-camera clip) 416 px finds every face the app's 640-px view
-# finds, at 42% of the pixels; 320 misses 2 of 78 (`python bench/web_detector_side.py`, docs/web-page.md).
-WEBCAM_DETECT_SIDE = 416
+# finds and 320 all but 2 of 78, the two smallest (faces under 40 px of a 640x480 frame fall under MIN_FACE_PIXELS
+# at 320). 320 halves the frame exactly, which OpenCV's area shrink (and resample.js) does with integer sums in
+# about 2 ms in the page, where 416 takes its float path, 17 ms, more than YuNet saves
+# (`python bench/web_detector_side.py`, docs/web-page.md).
+WEBCAM_DETECT_SIDE = 320
 MAX_ABS_LOGIT_ERROR = 1e-3  # fp32 ONNX Runtime vs PyTorch, or the web int8 graph vs its source, on the same faces
 INT8_LAYER4 = "relu_16_DequantizeLinear_Output"  # in model.int8.onnx: the dequantized layer4 maps the pooling reads
 

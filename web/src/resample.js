@@ -46,11 +46,7 @@ function shrinkArea(src, w, h, stride, channels, nw, nh) {
   const to = Int32Array.from(xt, (t) => t[0] * channels),
     from = Int32Array.from(xt, (t) => t[1] * stride),
     weight = Float32Array.from(xt, (t) => t[2]);
-  let current = yt[0][0];
-  const flush = (y) => {
-    for (let k = 0; k < n; k++) out[y * n + k] = Math.min(255, Math.max(0, pyRound(sum[k])));
-  };
-  for (const [y, sy, beta] of yt) {
+  const sumRow = (sy) => {
     row.fill(0);
     const base = sy * w * stride;
     for (let k = 0; k < weight.length; k++) {
@@ -58,6 +54,17 @@ function shrinkArea(src, w, h, stride, channels, nw, nh) {
         q = base + from[k],
         a = weight[k];
       for (let c = 0; c < channels; c++) row[d + c] += Math.fround(src[q + c] * a);
+    }
+  };
+  let current = yt[0][0];
+  const flush = (y) => {
+    for (let k = 0; k < n; k++) out[y * n + k] = Math.min(255, Math.max(0, pyRound(sum[k])));
+  };
+  let rowOf = -1; // the source row `row` holds: a row shared by two output rows is summed once
+  for (const [y, sy, beta] of yt) {
+    if (sy !== rowOf) {
+      rowOf = sy;
+      sumRow(sy);
     }
     if (y !== current) {
       flush(current);
@@ -125,6 +132,6 @@ export function resize(src, w, h, stride, channels, nw, nh) {
 
 // Python's round(): halves go to the even neighbour.
 export function pyRound(v) {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  const r = Math.round(v); // halves go up here
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
