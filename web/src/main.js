@@ -265,17 +265,36 @@ function stopWebcam() {
   $('webcam').textContent = 'Start webcam';
 }
 
-function nextVideoFrame(video) {
-  return new Promise((resolve) => {
-    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(() => resolve());
-    else requestAnimationFrame(() => resolve());
-  });
+// A function that resolves once the camera has shown a frame newer than the last one taken: at once when one came
+// while the last was being labelled (so no frame time is lost waiting), else at the next.
+function frameWatcher(video, live) {
+  let fresh = false,
+    wake = null;
+  const next = (callback) =>
+    video.requestVideoFrameCallback ? video.requestVideoFrameCallback(callback) : requestAnimationFrame(callback);
+  const onFrame = () => {
+    if (state.live !== live) return;
+    fresh = true;
+    if (wake) wake();
+    next(onFrame);
+  };
+  next(onFrame);
+  return () =>
+    new Promise((resolve) => {
+      wake = () => {
+        fresh = false;
+        wake = null;
+        resolve();
+      };
+      if (fresh) wake();
+    });
 }
 
-// One frame at a time: grab the newest, let the worker label it, draw it, then wait for a newer frame.
+// One frame at a time: grab the newest, let the worker label it, draw it, then take the next new frame.
 async function liveLoop() {
   const video = $('video'),
-    canvas = $('live-out');
+    canvas = $('live-out'),
+    newFrame = frameWatcher(video, state.live);
   while (state.live) {
     const live = state.live;
     if (video.readyState >= 2 && video.videoWidth) {
@@ -294,7 +313,7 @@ async function liveLoop() {
       a.times.total = performance.now() - t0;
       showLiveFrame(live, a, canvas);
     }
-    await nextVideoFrame(video);
+    await newFrame();
   }
 }
 
