@@ -1,5 +1,5 @@
 # Entry points: `make run` (the app), `make test` (the whole test suite, what CI runs), `make test-fast` (the
-# same without the tests marked slow), `make lint` (ruff, configured in ruff.toml),
+# same without the tests marked slow), `make lint` (ruff, configured in ruff.toml; ESLint and Prettier on web/),
 # `make space SPACE=user/name` (deploy).
 # `run` installs requirements.txt into .venv (what a Space installs); `test` and `lint` add requirements-dev.txt.
 # Each stamp depends on the files it installs, so editing one re-installs.
@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SPACE ?=
 
-.PHONY: run test test-fast lint smoke bench space space-dry-run web web-serve
+.PHONY: run test test-fast lint lint-web smoke bench space space-dry-run web web-serve web-space-dry-run web-bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,13 @@ test: $(VENV)/.dev
 test-fast: $(VENV)/.dev
 	$(PYTEST) -m "not slow"
 
-lint: $(VENV)/.dev
+lint: $(VENV)/.dev lint-web
 	$(VENV)/bin/ruff check .
+
+# ESLint (web/eslint.config.js) and Prettier's check (web/.prettierrc.json) on the page's code, at the versions
+# web/package-lock.json pins; npm ci first where web/node_modules is missing.
+lint-web:
+	cd web && { test -d node_modules || npm ci --no-audit --no-fund; } && npm run lint
 
 smoke: $(VENV)/.dev
 	$(PY) -m train.train --dataset ../shared/data/fer2013 --epochs 1 --limit-train 2000 --out runs/smoke
@@ -61,6 +66,17 @@ web: $(VENV)/.dev
 	$(PY) -m tools.export_web
 	cd web && npm ci --no-audit --no-fund && npm run build
 
+# tools/serve_web.py: web/dist with the COOP/COEP/CORP headers that make the page cross-origin isolated (threads).
 web-serve:
 	@test -f web/dist/index.html || $(MAKE) web
-	$(PY) -m http.server $(or $(PORT),8000) --bind 127.0.0.1 --directory web/dist
+	$(PY) -m tools.serve_web --port $(or $(PORT),8000)
+
+# The static Space's file list and README front matter (custom_headers), no network.
+web-space-dry-run:
+	@test -f web/dist/index.html || $(MAKE) web
+	$(PY) -m tools.deploy_space --static --dry-run
+
+# The page's speed in headless Chromium (docs/web-page.md): load, photo stages, webcam frames/s, threads, CPU.
+web-bench:
+	@test -f web/dist/index.html || $(MAKE) web
+	$(PY) -m bench.web_page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -18,3 +19,13 @@ def cpu_model_and_flags(cpuinfo: Path = CPUINFO) -> tuple[str, set[str]] | None:
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
     return fields.get("model name", ""), set(fields.get("flags", "").split())
+
+
+def cpu_line(flags_that_matter) -> str:
+    """"CPU: AMD EPYC ..., 2 logical CPUs; avx2 yes, avx512f no, ..." from /proc/cpuinfo, for a bench's header."""
+    cpu = cpu_model_and_flags()
+    if cpu is None:
+        return "CPU: unknown (no /proc/cpuinfo)"
+    model, flags = cpu
+    have = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in flags_that_matter)
+    return f"CPU: {model or 'unknown'}, {os.cpu_count()} logical CPUs; {have}"

@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.machine import cpu_model_and_flags
+from bench import machine
 from bench.webcam_app import parse_size, stream_args
 from fer_demo.checkpoint import SHIPPED_CHECKPOINT
-from fer_demo_testing.local_app import LaunchError, launched_app
 from fer_demo.ui.predict_tab import LIVE_STREAM, LiveStream, label_frame
+from fer_demo_testing.local_app import LaunchError, launched_app
 from fer_demo_testing.browser import (WEBCAM_FPS, browser_missing, chromium_browser, labelled_frames,
                                    open_app_page, page_clock, start_webcam, webcam_frames)
 
@@ -77,12 +77,7 @@ def parse_args(argv=None):
 
 def cpu_line() -> str:
     """"AMD EPYC ..., 2 logical CPUs; avx2 yes, avx512_vnni no, ..." from /proc/cpuinfo."""
-    cpu = cpu_model_and_flags()
-    if cpu is None:
-        return "CPU: unknown (no /proc/cpuinfo)"
-    model, flags = cpu
-    have = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in FLAGS_THAT_MATTER)
-    return f"CPU: {model or 'unknown'}, {os.cpu_count()} logical CPUs; {have}"
+    return machine.cpu_line(FLAGS_THAT_MATTER)
 
 
 def model_line(predictor) -> str:

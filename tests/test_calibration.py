@@ -1,6 +1,6 @@
 """Calibrated probabilities: the fit, the shipped temperatures and reports, and the same calibrated probabilities
 from every path the model speaks through (PyTorch, the int8 copy, /predict and /explain over HTTP; the static
-page's are checked in test_web_page.py)."""
+page's, to 1e-3 of the app's, in test_web_page.py::test_fer2013_faces_get_the_python_label)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from fer_demo.labels import FER_LABELS
 from fer_demo.paths import EXAMPLES_DIR
 from fer_demo.predictor import Predictor
 from fer_demo.transforms import TTA, to_model_input
+
+from .support.predictions import uncalibrated
 
 SHIPPED = ckpt.SHIPPED_CHECKPOINT
 # The shipped test reports' ECE, held where the validation-fitted temperatures put them (MODEL_CARD.md,
@@ -103,12 +105,6 @@ def test_serving_divides_by_the_temperature(torch_predictor, fer_test_split, tta
     assert np.abs(served.max(1) - raw.numpy().max(1)).mean() > 0.03  # the temperature is there to see
 
 
-def _raw_from(probs: np.ndarray, t: float) -> np.ndarray:
-    """Undo a temperature: the raw probabilities are proportional to the calibrated ones to the power T."""
-    raw = probs.clip(1e-9) ** t
-    return raw / raw.sum(-1, keepdims=True)
-
-
 def test_predict_and_explain_serve_calibrated_probabilities(app_server, predictor, torch_predictor):
     """/predict (TTA on and off) and /explain over HTTP give the in-process int8 Predictor's probabilities, and
     the PyTorch Predictor's within the int8 tolerance; the uncalibrated ones lie farther away."""
@@ -123,7 +119,7 @@ def test_predict_and_explain_serve_calibrated_probabilities(app_server, predicto
         got, want, want_fp = (np.stack([_probs(f) for f in out["faces"]]) for out in (served, local, fp))
         np.testing.assert_allclose(got, want, atol=1e-3)
         np.testing.assert_allclose(got, want_fp, atol=INT8_TOL)
-        raw = _raw_from(want, predictor.config[TEMPERATURE_KEYS[name]])
+        raw = uncalibrated(want, predictor.config[TEMPERATURE_KEYS[name]])
         assert np.abs(got.max(1) - raw.max(1)).mean() > 0.03
     face = EXAMPLES_DIR / "fer2013" / "happy_test2340.png"
     explained = client.predict(handle_file(str(face)), "GradCAM", "layer4", "predicted", False, api_name="/explain")

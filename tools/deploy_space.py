@@ -12,8 +12,9 @@ needs go up: ALLOW_PATTERNS / IGNORE_PATTERNS select them for both the upload an
 
 `--static` uploads the built page instead: every file of web/dist (the page, its script, the ONNX models and
 onnxruntime-web's WASM files) and a README.md whose front matter says `sdk: static` (STATIC_README, written
-into the upload, not into web/dist). The same selection function serves both modes, for the upload and the
-dry run alike.
+into the upload, not into web/dist), whose `custom_headers` make the page cross-origin isolated (so its WASM
+runs on several threads): the same header table `make web-serve` sends (tools/serve_web.py), which the dry run
+prints. The same selection function serves both modes, for the upload and the dry run alike.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
 from fer_demo.paths import REPO_ROOT
+from tools.serve_web import ISOLATION_HEADERS
 
 # The app, its package, the shipped model, the face detector with its licence, the examples it offers,
 # the model card it shows, and the Space's README (front matter), requirements and licence.
@@ -38,8 +40,10 @@ ALLOW_PATTERNS = ["app.py", "README.md", "MODEL_CARD.md", "LICENSE", "requiremen
 IGNORE_PATTERNS = [".*", "*/.*", "*__pycache__*", "*.pyc", "examples/*.py"]
 
 WEB_DIST = REPO_ROOT / "web" / "dist"
-# The static Space's README: its front matter tells the Hub to serve index.html as it is.
-STATIC_README = """---
+# The static Space's README: its front matter tells the Hub to serve index.html as it is, with the headers that
+# make the page cross-origin isolated (multi-threaded WASM), the same table `make web-serve` sends.
+CUSTOM_HEADERS = "".join(f"  {name}: {value}\n" for name, value in ISOLATION_HEADERS.items())
+STATIC_README = f"""---
 title: fer-demo (in the browser)
 emoji: 🙂
 colorFrom: indigo
@@ -53,7 +57,8 @@ tags:
   - fer2013
 short_description: Facial expressions in your browser, nothing uploaded
 pinned: false
----
+custom_headers:
+{CUSTOM_HEADERS}---
 
 # fer-demo in the browser
 
@@ -147,6 +152,9 @@ def main(argv=None) -> int:
         print(f"error: no built page in {target.root}: run `make web` first", file=sys.stderr)
         return 2
     print_listing(space_files(target=target))
+    if args.static:
+        print("README.md front matter custom_headers (cross-origin isolation, multi-threaded WASM):")
+        print(CUSTOM_HEADERS, end="")
     if args.dry_run:
         return 0
     print(f"uploading to https://huggingface.co/spaces/{args.space} ...")

@@ -9,14 +9,13 @@ Writes into --out:
   web_config.json  labels, mean/std, input size, the fc layer (for CAM = fc weights x layer4 maps), the
                    detector's thresholds and side, the crop geometry, and the model card's figures and text
 
-The classifier is fp32 by default (TorchScript exporter, checked against PyTorch on the example faces).
-`--precision int8` writes the checkpoint's own model.int8.onnx instead (the file the Python app serves by
+The classifier is int8 by default: the checkpoint's own model.int8.onnx (the file the Python app serves by
 default), with its input renamed and the dequantized layer4 maps, the tensor its pooling reads, added as a
-second output, checked against that file; it falls back to fp32 when the checkpoint has no int8 copy made
-from its weights. onnxruntime-web 1.31.1 (WASM) runs that int8 graph exactly as Python ONNX Runtime does and
-about 1.8x faster, but its quantized activations turn the page's gray-level crop differences into
-probability differences of up to 0.021 on the test photos, enough to flip a close label, where fp32 stays
-within 0.0045 (see the README), so the page keeps fp32.
+second output, checked against that file; it falls back to fp32 (TorchScript exporter, checked against PyTorch
+on the example faces) when the checkpoint has no int8 copy made from its weights, or with `--precision fp32`.
+onnxruntime-web 1.31.1 (WASM) runs that int8 graph exactly as Python ONNX Runtime does, about 2x faster than
+fp32 and in 11 MB instead of 45. Its quantized activations magnify any difference in the input, so it needs the
+page's crops to equal the app's: web/src/crop.js does OpenCV's area shrink and warp to the bit (docs/web-page.md).
 """
 
 from __future__ import annotations
@@ -35,16 +34,25 @@ from torch import nn
 
 from fer_demo import checkpoint as ckpt
 from fer_demo.backends import DIGEST_KEY, INT8_FILE, weights_digest
+from fer_demo.calibration import temperature_for
 from fer_demo.cams import default_layer
 from fer_demo.detectors import (DETECT_SIDE, FOCUS_RATIO, FOCUS_SIDE, MIN_FACE_FRACTION, MIN_FACE_PIXELS, YUNET_NMS,
                                 YUNET_SCORE)
 from fer_demo.faces import GEOMETRY, MAX_FACES, MAX_FACES_CLASSIFIED, SMALL_IMAGE_SIDE
 from fer_demo.images import MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE
 from fer_demo.model import stage_map_sizes
+from fer_demo.transforms import NO_TTA
 from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT, YUNET_FILE
 
 DEFAULT_OUT = REPO_ROOT / "web" / "models"
 CAM_LAYER = "layer4"
+# The detector's view of a webcam frame (longest side), the page's alone: on 76 webcam frames of 640x480 (every real
+# photo framed as a webcam would, and the tests' fake-camera clip) 416 px finds every face the app's 640-px view
+# finds and 320 all but 2 of 78, the two smallest (faces under 40 px of a 640x480 frame fall under MIN_FACE_PIXELS
+# at 320). 320 halves the frame exactly, which OpenCV's area shrink (and resample.js) does with integer sums in
+# about 2 ms in the page, where 416 takes its float path, 17 ms, more than YuNet saves
+# (`python -m bench.web_detector_side`, docs/web-page.md).
+WEBCAM_DETECT_SIDE = 320
 MAX_ABS_LOGIT_ERROR = 1e-3  # fp32 ONNX Runtime vs PyTorch, or the web int8 graph vs its source, on the same faces
 INT8_LAYER4 = "relu_16_DequantizeLinear_Output"  # in model.int8.onnx: the dequantized layer4 maps the pooling reads
 
@@ -107,7 +115,7 @@ def int8_graph(folder: Path):
     return proto, ""
 
 
-def export(checkpoint: Path, out: Path, yunet: Path = YUNET_FILE, opset: int = 17, precision: str = "fp32") -> dict:
+def export(checkpoint: Path, out: Path, yunet: Path = YUNET_FILE, opset: int = 17, precision: str = "int8") -> dict:
     folder = ckpt.resolve(checkpoint)
     model, config = ckpt.load_model(folder)
     model = model.to(memory_format=torch.contiguous_format).eval()
@@ -148,7 +156,10 @@ def export(checkpoint: Path, out: Path, yunet: Path = YUNET_FILE, opset: int = 1
         "map_sizes": map_sizes,
         "fc_weight": [[float(v) for v in row] for row in fc.weight.detach().float().numpy()],
         "fc_bias": [float(v) for v in fc.bias.detach().float().numpy()],
-        "detector": {"side": DETECT_SIDE, "score": YUNET_SCORE, "nms": YUNET_NMS, "top_k": 5000,
+        # the page classifies one view: its probabilities are softmax(logits / T), as the app's (calibration.py)
+        "temperature": temperature_for(config, NO_TTA),
+        "detector": {"side": DETECT_SIDE, "webcam_side": WEBCAM_DETECT_SIDE, "score": YUNET_SCORE, "nms": YUNET_NMS,
+                     "top_k": 5000,
                      "min_face_fraction": MIN_FACE_FRACTION, "min_face_pixels": MIN_FACE_PIXELS,
                      "strides": [8, 16, 32], "focus_side": FOCUS_SIDE, "focus_ratio": FOCUS_RATIO},
         "geometry": {"scale": GEOMETRY["yunet"].scale, "down": GEOMETRY["yunet"].down,
@@ -214,8 +225,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=str(ckpt.SHIPPED_CHECKPOINT))
     p.add_argument("--out", default=str(DEFAULT_OUT))
-    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
-                   help="the classifier: fp32 (default) or the checkpoint's int8 copy (fp32 when it has none)")
+    p.add_argument("--precision", choices=["fp32", "int8"], default="int8",
+                   help="the classifier: the checkpoint's int8 copy (default; fp32 when it has none) or fp32")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     try:

@@ -3,6 +3,7 @@ back: what a report's figures recount to from them."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from fer_demo.evaluation import classification_metrics
@@ -23,3 +24,9 @@ def recounted(record: dict, key: str) -> dict:
     classes = torch.tensor(record[key]["pred"])
     one_hot = torch.nn.functional.one_hot(classes, NUM_CLASSES).double()
     return counted_figures(classification_metrics(one_hot, torch.tensor(record["true"])))
+
+
+def uncalibrated(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """The raw probabilities behind calibrated ones (fer_demo.calibration): proportional to them to the power T."""
+    raw = np.clip(probs.astype(np.float64), 1e-9, None) ** temperature
+    return raw / raw.sum(-1, keepdims=True)

@@ -1,7 +1,14 @@
 // Pictures: the photo with numbered boxes and captions, each face's CAM over the photo (inside the turned
 // square its crop covered), and per face the enlarged crop and its CAM overlay (jet colour map).
 
-export const PALETTE = ['rgb(0,200,255)', 'rgb(255,80,80)', 'rgb(80,220,80)', 'rgb(255,200,0)', 'rgb(200,80,255)', 'rgb(255,140,0)'];
+export const PALETTE = [
+  'rgb(0,200,255)',
+  'rgb(255,80,80)',
+  'rgb(80,220,80)',
+  'rgb(255,200,0)',
+  'rgb(200,80,255)',
+  'rgb(255,140,0)',
+];
 
 // OpenCV's COLORMAP_JET, piecewise linear: value in [0, 1] -> [r, g, b] 0-255.
 export function jet(v) {
@@ -13,10 +20,14 @@ export function jet(v) {
 export function faceCanvas(canvas, face, n, map = null, opacity = 0.5) {
   const small = new ImageData(n, n);
   for (let k = 0; k < n * n; k++) {
-    let r = face[k], g = face[k], b = face[k];
+    let r = face[k],
+      g = face[k],
+      b = face[k];
     if (map) {
       const [hr, hg, hb] = jet(map[k]);
-      r = (1 - opacity) * r + opacity * hr; g = (1 - opacity) * g + opacity * hg; b = (1 - opacity) * b + opacity * hb;
+      r = (1 - opacity) * r + opacity * hr;
+      g = (1 - opacity) * g + opacity * hg;
+      b = (1 - opacity) * b + opacity * hb;
     }
     small.data.set([r, g, b, 255], k * 4);
   }
@@ -58,12 +69,15 @@ export function drawPhoto(canvas, source, faces, { cams = null, opacity = 0.5, s
   const thick = Math.max(2, Math.round(3 * scale));
   const font = Math.round(16 * Math.max(scale, 0.6));
   faces.forEach((f, i) => {
-    const b = f.box, color = PALETTE[i % PALETTE.length];
+    const b = f.box,
+      color = PALETTE[i % PALETTE.length];
     g.lineWidth = thick;
     g.strokeStyle = color;
     g.strokeRect(b.x, b.y, b.w, b.h);
     g.font = `bold ${font}px sans-serif`;
-    const text = f.caption, tw = g.measureText(text).width + 8, th = font + 6;
+    const text = f.caption,
+      tw = g.measureText(text).width + 8,
+      th = font + 6;
     let ty = b.y - th - 2 >= 0 ? b.y - th - 2 : b.y + b.h + 2;
     const tx = Math.max(0, Math.min(b.x, canvas.width - tw));
     g.fillStyle = color;

@@ -24,12 +24,21 @@ export function sniff(bytes) {
   if (b.length >= 4 && b[0] === 0xff && b[1] === 0xd8) {
     let i = 2;
     while (i + 9 < b.length) {
-      if (b[i] !== 0xff) { i++; continue; }
+      if (b[i] !== 0xff) {
+        i++;
+        continue;
+      }
       const marker = b[i + 1];
-      if (marker === 0xff) { i++; continue; }
-      if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { i += 2; continue; }
+      if (marker === 0xff) {
+        i++;
+        continue;
+      }
+      if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+        i += 2;
+        continue;
+      }
       const len = u16be(i + 2);
-      if ((marker >= 0xc0 && marker <= 0xcf) && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
         return { type: 'jpeg', width: u16be(i + 7), height: u16be(i + 5) };
       }
       i += 2 + len;
@@ -44,7 +53,12 @@ export function sniff(bytes) {
   }
   if (b.length >= 30 && b[0] === 0x52 && b[1] === 0x49 && b[8] === 0x57 && b[9] === 0x45 && b[10] === 0x42) {
     const chunk = String.fromCharCode(b[12], b[13], b[14], b[15]);
-    if (chunk === 'VP8X') return { type: 'webp', width: 1 + (b[24] | (b[25] << 8) | (b[26] << 16)), height: 1 + (b[27] | (b[28] << 8) | (b[29] << 16)) };
+    if (chunk === 'VP8X')
+      return {
+        type: 'webp',
+        width: 1 + (b[24] | (b[25] << 8) | (b[26] << 16)),
+        height: 1 + (b[27] | (b[28] << 8) | (b[29] << 16)),
+      };
     if (chunk === 'VP8L') {
       const bits = b[21] | (b[22] << 8) | (b[23] << 16) | (b[24] << 24);
       return { type: 'webp', width: 1 + (bits & 0x3fff), height: 1 + ((bits >> 14) & 0x3fff) };
@@ -59,7 +73,8 @@ export function sniff(bytes) {
 // files anyway, greying out what is missing; the app refuses them, and so does the page.
 function truncated(info, b) {
   if (info.type === 'jpeg') {
-    for (let i = b.length - 2; i >= Math.max(2, b.length - 4096); i--) if (b[i] === 0xff && b[i + 1] === 0xd9) return false;
+    for (let i = b.length - 2; i >= Math.max(2, b.length - 4096); i--)
+      if (b[i] === 0xff && b[i + 1] === 0xd9) return false;
     return true;
   }
   if (info.type === 'png') {
@@ -75,18 +90,28 @@ export async function loadImage(file, limits) {
   const name = file.name ? `The file '${file.name}'` : 'The image';
   if (file.size === 0) throw new ImageLoadError(`${name} is empty.`);
   if (file.size > limits.max_file_bytes) {
-    throw new ImageLoadError(`${name} is too large (${describeBytes(file.size)}); the limit is ${describeBytes(limits.max_file_bytes)}.`);
+    throw new ImageLoadError(
+      `${name} is too large (${describeBytes(file.size)}); the limit is ${describeBytes(limits.max_file_bytes)}.`,
+    );
   }
   const bytes = new Uint8Array(await file.arrayBuffer());
   const info = sniff(bytes);
   if (!info) throw new ImageLoadError(`${name} is not an image this page can read (use JPEG, PNG, WebP, GIF or BMP).`);
   if (info.width * info.height > limits.max_pixels) {
-    throw new ImageLoadError(`${name} is ${info.width}x${info.height} pixels (${Math.round(info.width * info.height / 1e6)} megapixels); the limit is ${Math.round(limits.max_pixels / 1e6)} megapixels.`);
+    const mp = Math.round((info.width * info.height) / 1e6),
+      limit = Math.round(limits.max_pixels / 1e6);
+    throw new ImageLoadError(
+      `${name} is ${info.width}x${info.height} pixels (${mp} megapixels); the limit is ${limit} megapixels.`,
+    );
   }
   if (truncated(info, bytes)) throw new ImageLoadError(`${name} is broken or truncated and cannot be decoded.`);
   let bitmap;
   try {
-    bitmap = await createImageBitmap(new Blob([bytes], { type: `image/${info.type}` }), { imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+    bitmap = await createImageBitmap(new Blob([bytes], { type: `image/${info.type}` }), {
+      imageOrientation: 'from-image',
+      colorSpaceConversion: 'none',
+      premultiplyAlpha: 'none',
+    });
   } catch (e) {
     throw new ImageLoadError(`${name} is broken or truncated and cannot be decoded.`);
   }
@@ -98,7 +123,8 @@ export async function loadImage(file, limits) {
 }
 
 export function fromBitmap(source, maxSide, name = 'The image') {
-  const w = source.width || source.videoWidth, h = source.height || source.videoHeight;
+  const w = source.width || source.videoWidth,
+    h = source.height || source.videoHeight;
   if (!w || !h) throw new ImageLoadError(`${name} has no pixels.`);
   if (Math.min(w, h) < MIN_SIDE) {
     throw new ImageLoadError(`${name} is ${w}x${h} pixels: too small to hold a face (at least ${MIN_SIDE} px a side).`);
@@ -127,38 +153,66 @@ function lanczos(src, nw, nh) {
   const sinc = (x) => (x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x));
   const kernel = (x) => (Math.abs(x) < 3 ? sinc(x) * sinc(x / 3) : 0);
   function weights(inSize, outSize) {
-    const scale = inSize / outSize, support = 3 * Math.max(scale, 1), fscale = Math.max(scale, 1);
+    const scale = inSize / outSize,
+      support = 3 * Math.max(scale, 1),
+      fscale = Math.max(scale, 1);
     const out = [];
     for (let i = 0; i < outSize; i++) {
       const centre = (i + 0.5) * scale;
-      const lo = Math.max(0, Math.floor(centre - support + 0.5)), hi = Math.min(inSize, Math.floor(centre + support + 0.5));
+      const lo = Math.max(0, Math.floor(centre - support + 0.5)),
+        hi = Math.min(inSize, Math.floor(centre + support + 0.5));
       const ws = [];
       let sum = 0;
-      for (let j = lo; j < hi; j++) { const v = kernel((j - centre + 0.5) / fscale); ws.push(v); sum += v; }
+      for (let j = lo; j < hi; j++) {
+        const v = kernel((j - centre + 0.5) / fscale);
+        ws.push(v);
+        sum += v;
+      }
       out.push({ lo, ws: ws.map((v) => v / (sum || 1)) });
     }
     return out;
   }
   const { width: w, height: h, data } = src;
-  const wx = weights(w, nw), wy = weights(h, nh);
+  const wx = weights(w, nw),
+    wy = weights(h, nh);
   const mid = new Uint8ClampedArray(nw * h * 4);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < nw; x++) {
       const { lo, ws } = wx[x];
-      let r = 0, g = 0, b = 0;
-      for (let k = 0; k < ws.length; k++) { const p = (y * w + lo + k) * 4; r += ws[k] * data[p]; g += ws[k] * data[p + 1]; b += ws[k] * data[p + 2]; }
+      let r = 0,
+        g = 0,
+        b = 0;
+      for (let k = 0; k < ws.length; k++) {
+        const p = (y * w + lo + k) * 4;
+        r += ws[k] * data[p];
+        g += ws[k] * data[p + 1];
+        b += ws[k] * data[p + 2];
+      }
       const q = (y * nw + x) * 4;
-      mid[q] = Math.round(r); mid[q + 1] = Math.round(g); mid[q + 2] = Math.round(b); mid[q + 3] = 255;
+      mid[q] = Math.round(r);
+      mid[q + 1] = Math.round(g);
+      mid[q + 2] = Math.round(b);
+      mid[q + 3] = 255;
     }
   }
   const out = new ImageData(nw, nh);
   for (let y = 0; y < nh; y++) {
     const { lo, ws } = wy[y];
     for (let x = 0; x < nw; x++) {
-      let r = 0, g = 0, b = 0;
-      for (let k = 0; k < ws.length; k++) { const p = ((lo + k) * nw + x) * 4; r += ws[k] * mid[p]; g += ws[k] * mid[p + 1]; b += ws[k] * mid[p + 2]; }
+      let r = 0,
+        g = 0,
+        b = 0;
+      for (let k = 0; k < ws.length; k++) {
+        const p = ((lo + k) * nw + x) * 4;
+        r += ws[k] * mid[p];
+        g += ws[k] * mid[p + 1];
+        b += ws[k] * mid[p + 2];
+      }
       const q = (y * nw + x) * 4;
-      out.data[q] = Math.round(r); out.data[q + 1] = Math.round(g); out.data[q + 2] = Math.round(b); out.data[q + 3] = 255;
+      out.data[q] = Math.round(r);
+      out.data[q + 1] = Math.round(g);
+      out.data[q + 2] = Math.round(b);
+      out.data[q + 3] = 255;
     }
   }
   return out;

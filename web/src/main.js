@@ -1,15 +1,10 @@
-// The page: load both models from this folder, then turn photos (upload, drop, paste) and webcam frames
-// into labelled faces in this browser. Nothing leaves the page.
-import * as ort from 'onnxruntime-web/webgpu';
-import { argmax, Classifier } from './classify.js';
-import { cams as computeCams } from './cam.js';
-import { extract, faceCrop, readingOrder, wholeImageBox, wholeImageCrop } from './crop.js';
-import { FaceDetector } from './detect.js';
+// The page: the models run in a Web Worker (worker.js), which decodes each photo or webcam frame it is sent
+// and returns labelled faces; this thread only draws them, so the page stays responsive. Nothing leaves it.
 import { drawPhoto, faceCanvas, PALETTE } from './draw.js';
-import { fromBitmap, ImageLoadError, loadImage } from './image.js';
+import { ImageLoadError } from './image.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { config: null, detector: null, classifier: null, backend: '', busy: false, runs: 0, last: null, live: null };
+const state = { config: null, backend: '', threads: 0, ready: null, busy: false, runs: 0, last: null, live: null };
 window.fer = state;
 
 function setMessage(text, kind = 'info') {
@@ -18,133 +13,94 @@ function setMessage(text, kind = 'info') {
   m.className = `message ${kind}`;
 }
 
-async function chooseBackend() {
-  const asked = new URLSearchParams(location.search).get('ep');
-  if (asked === 'wasm') return 'wasm';
-  if (navigator.gpu) {
-    try {
-      if (await navigator.gpu.requestAdapter()) return 'webgpu';
-    } catch (e) { /* no adapter: WASM */ }
-  }
-  return 'wasm';
+// The worker, answering each job by its id; one job runs at a time there, in order.
+const worker = new Worker(new URL('worker.js', document.baseURI), { type: 'module' });
+const waiting = new Map();
+let nextId = 0;
+worker.onmessage = ({ data }) => {
+  const done = waiting.get(data.id);
+  waiting.delete(data.id);
+  if (data.error === undefined) done.resolve(data);
+  else done.reject(data.loadError ? new ImageLoadError(data.error) : new Error(data.error));
+};
+worker.onerror = (e) => {
+  for (const done of waiting.values()) done.reject(new Error(e.message || 'the worker stopped'));
+  waiting.clear();
+};
+
+function ask(job, transfer = []) {
+  const id = (nextId += 1);
+  return new Promise((resolve, reject) => {
+    waiting.set(id, { resolve, reject });
+    worker.postMessage({ id, ...job }, transfer);
+  });
 }
 
-async function openSession(path, backend) {
-  const options = { executionProviders: [backend], graphOptimizationLevel: 'all' };
-  try {
-    return [await ort.InferenceSession.create(path, options), backend];
-  } catch (e) {
-    if (backend === 'wasm') throw e;
-    return [await ort.InferenceSession.create(path, { ...options, executionProviders: ['wasm'] }), 'wasm'];
-  }
+// A photo or frame labelled by the worker: {photo: {image: ImageData, width, height, scale}, analysis}.
+async function labelled(job, transfer) {
+  const { photo, analysis } = await ask(job, transfer);
+  const image = new ImageData(photo.pixels, photo.width, photo.height);
+  return { photo: { ...photo, image }, analysis };
 }
 
 async function init() {
   const t0 = performance.now();
-  ort.env.wasm.wasmPaths = new URL('ort/', document.baseURI).href;
-  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
-  ort.env.logLevel = 'error';
-  const config = await (await fetch('models/web_config.json')).json();
+  const got = await ask({ type: 'load', base: document.baseURI });
+  const { config } = got;
   state.config = config;
+  state.backend = got.backend;
+  state.threads = got.threads;
+  state.isolated = got.isolated;
   showCard(config);
-  const wanted = await chooseBackend();
-  const [det, detBackend] = await openSession('models/yunet.onnx', wanted);
-  // the int8 classifier was checked on WASM only (README): it stays there even where WebGPU is offered
-  const [cls, clsBackend] = await openSession('models/classifier.onnx', config.precision === 'int8' ? 'wasm' : wanted);
-  state.detector = new FaceDetector(ort, det, config.detector);
-  state.classifier = new Classifier(ort, cls, config);
-  state.backend = detBackend === clsBackend ? detBackend : `${detBackend} (detector), ${clsBackend} (classifier)`;
-  const threads = ort.env.wasm.numThreads;
-  const wasm = `WASM (${threads} thread${threads === 1 ? '' : 's'})`;
-  const where = state.backend === 'webgpu' ? 'WebGPU' : state.backend === 'wasm' ? wasm : `WebGPU (detector), ${wasm} (classifier)`;
-  $('backend').textContent = `onnxruntime-web ${ort.env.versions?.web || ''}, ${where}, ${config.precision || 'fp32'} classifier; models loaded in ${Math.round(performance.now() - t0)} ms`;
+  const threads = `${got.threads} thread${got.threads === 1 ? '' : 's'}`;
+  const where = `WASM (${threads}${got.isolated ? '' : ', not cross-origin isolated'})`;
+  const ms = Math.round(performance.now() - t0);
+  const precision = `${config.precision || 'fp32'} classifier`;
+  $('backend').textContent =
+    `onnxruntime-web ${got.version}, ${where}, ${precision}, in a worker; models loaded in ${ms} ms`;
   document.body.dataset.state = 'ready';
   setMessage('Ready: upload, drop or paste a photo, or start the webcam.');
 }
 
 function showCard(config) {
-  const c = config.card, pct = (v) => (v == null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
-  $('card-accuracy').textContent = `FER2013 test accuracy (PrivateTest, ${c.test_n ?? '3,589'} faces, no test-time augmentation, as this page runs): ${pct(c.test_accuracy)}; macro-F1 ${c.test_macro_f1 == null ? 'n/a' : c.test_macro_f1.toFixed(3)}; validation accuracy ${pct(c.validation_accuracy)}.`;
+  const c = config.card,
+    pct = (v) => (v == null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
+  const f1 = c.test_macro_f1 == null ? 'n/a' : c.test_macro_f1.toFixed(3);
+  $('card-accuracy').textContent =
+    `FER2013 test accuracy (PrivateTest, ${c.test_n ?? '3,589'} faces, no test-time augmentation, as this page ` +
+    `runs): ${pct(c.test_accuracy)}; macro-F1 ${f1}; validation accuracy ${pct(c.validation_accuracy)}.`;
   $('card-intended').textContent = c.intended;
   $('card-misuse').textContent = c.misuse;
-  const n = config.map_sizes[config.cam_layer], app = config.app_cam_layer, m = config.map_sizes[app];
+  const n = config.map_sizes[config.cam_layer],
+    app = config.app_cam_layer,
+    m = config.map_sizes[app];
   $('cam-layer').textContent = `${config.cam_layer}, a ${n}x${n} map`;
-  const appNote = app === config.cam_layer
-    ? `the Python app's Grad-CAM defaults to the same stage (its deepest map of at least 6x6) and gives the same map for the top class.`
-    : `the Python app's default is ${app} (${m}x${m}), which needs a backward pass but shows finer detail.`;
-  $('cam-layer-note').textContent = `The CAM is taken at ${config.cam_layer}, the last stage, because there it needs no gradients: after global average pooling and one linear layer, Grad-CAM is exactly the class's fc weights times the ${config.cam_layer} maps. With the ${config.stem} stem at ${config.input_size} px that map is ${n}x${n}, so each cell covers about ${Math.round(config.input_size / n)} px of the face; ${appNote}`;
-}
-
-// One analysis at a time: the webcam loop and a photo never share the sessions mid-run.
-let queue = Promise.resolve();
-function analyze(photo, options) {
-  const run = queue.then(() => analyzeNow(photo, options));
-  queue = run.catch(() => {});
-  return run;
-}
-
-// photo: {image: ImageData, width, height, ...}; returns the analysis (and draws nothing).
-async function analyzeNow(photo, { wholeImage = false, withCam = true } = {}) {
-  const { config } = state, L = config.limits, times = {};
-  let t = performance.now();
-  const lap = (name) => { const now = performance.now(); times[name] = now - t; t = now; };
-  const notes = [];
-  if (!wholeImage && Math.max(photo.width, photo.height) <= L.small_image_side) {
-    wholeImage = true;
-    notes.push('The image is small, so it was taken as one face crop.');
-  }
-  let detections, crops, nDetected = 0;
-  if (wholeImage) {
-    detections = [{ box: wholeImageBox(photo.width, photo.height), score: 1, landmarks: null }];
-    crops = [wholeImageCrop(photo.width, photo.height)];
-    lap('detect');
-  } else {
-    const found = await state.detector.detect(photo);
-    nDetected = found.length;
-    lap('detect');
-    if (nDetected > L.max_faces_classified) notes.push(`Classified the ${L.max_faces_classified} largest.`);
-    detections = readingOrder(found.slice(0, L.max_faces_classified));
-    crops = detections.map((d) => faceCrop(d, config.geometry));
-  }
-  const faces48 = crops.map((c) => extract(photo.image, c, config.input_size));
-  lap('crop');
-  const result = await state.classifier.classify(faces48);
-  lap('classify');
-  const faces = detections.map((d, i) => {
-    const probs = result.probs[i], top = argmax(probs);
-    return { index: i + 1, box: d.box, score: d.score, landmarks: d.landmarks, crop: crops[i], face: faces48[i], probs, label: config.labels[top], confidence: probs[top], caption: `${i + 1} ${config.labels[top]} ${Math.round(100 * probs[top])}%` };
-  });
-  // probabilities and CAMs for the largest few, as the app shows them
-  const detailed = [...faces].sort((a, b) => b.box.w * b.box.h - a.box.w * a.box.h).slice(0, L.max_faces).map((f) => f.index - 1).sort((a, b) => a - b);
-  let maps = null;
-  if (withCam && faces.length) {
-    maps = faces.map(() => null);
-    const got = computeCams(subset(result, detailed), detailed.map((i) => argmax(faces[i].probs)), config.fc_weight, config.input_size);
-    detailed.forEach((i, k) => { maps[i] = got[k]; });
-  }
-  lap('cam');
-  if (wholeImage && !notes.length) notes.push('Classified the whole image (its centred square) as one face.');
-  if (faces.length > L.max_faces) notes.push(`Probabilities and CAMs are shown for the ${L.max_faces} largest; every face gets a box and its top label.`);
-  return { faces, detailed, maps, nDetected, wholeImage, notes, times };
-}
-
-function subset(result, idx) {
-  const per = result.channels * result.mapSize * result.mapSize;
-  const features = new Float32Array(idx.length * per);
-  idx.forEach((i, k) => features.set(result.features.subarray(i * per, (i + 1) * per), k * per));
-  return { ...result, features };
+  const appNote =
+    app === config.cam_layer
+      ? "the Python app's Grad-CAM defaults to the same stage (its deepest map of at least 6x6) and gives the " +
+        'same map for the top class.'
+      : `the Python app's default is ${app} (${m}x${m}), which needs a backward pass but shows finer detail.`;
+  const cell = Math.round(config.input_size / n);
+  $('cam-layer-note').textContent =
+    `The CAM is taken at ${config.cam_layer}, the last stage, because there it needs no gradients: after global ` +
+    "average pooling and one linear layer, Grad-CAM is exactly the class's fc weights times the " +
+    `${config.cam_layer} maps. With the ${config.stem} stem at ${config.input_size} px that map is ${n}x${n}, ` +
+    `so each cell covers about ${cell} px of the face; ${appNote}`;
 }
 
 function message(a) {
-  if (!a.faces.length) return 'No face found. Tick "Classify the whole image as one face" to classify the image anyway.';
+  if (!a.faces.length)
+    return 'No face found. Tick "Classify the whole image as one face" to classify the image anyway.';
   if (a.wholeImage) return a.notes.join(' ');
   return [`${a.nDetected} face${a.nDetected === 1 ? '' : 's'} found.`, ...a.notes].join(' ');
 }
 
+// The stages the worker timed, this thread's drawing, and the wall time from the request to the drawn result
+// (the stages plus the messages to and from the worker).
 function timingText(times, extra = '') {
   const order = ['decode', 'detect', 'crop', 'classify', 'cam', 'draw'];
-  const total = order.reduce((s, k) => s + (times[k] || 0), 0);
-  return `${extra}${order.filter((k) => k in times).map((k) => `${k} ${times[k].toFixed(1)} ms`).join(' · ')} · total ${total.toFixed(1)} ms`;
+  const stages = order.filter((k) => k in times).map((k) => `${k} ${times[k].toFixed(1)} ms`);
+  return `${extra}${stages.join(' · ')} · total ${times.total.toFixed(1)} ms`;
 }
 
 function showFaces(a) {
@@ -161,11 +117,21 @@ function showFaces(a) {
     title.textContent = `Face ${f.index}: ${f.label} ${(100 * f.confidence).toFixed(0)}%`;
     const pics = document.createElement('div');
     pics.className = 'pics';
-    const crop = Object.assign(document.createElement('canvas'), { width: 144, height: 144, className: 'crop', title: 'the 48x48 gray crop the model reads' });
+    const crop = Object.assign(document.createElement('canvas'), {
+      width: 144,
+      height: 144,
+      className: 'crop',
+      title: 'the 48x48 gray crop the model reads',
+    });
     faceCanvas(crop, f.face, n);
     pics.append(crop);
     if (a.maps && a.maps[i]) {
-      const cam = Object.assign(document.createElement('canvas'), { width: 144, height: 144, className: 'cam', title: `CAM for ${f.label}` });
+      const cam = Object.assign(document.createElement('canvas'), {
+        width: 144,
+        height: 144,
+        className: 'cam',
+        title: `CAM for ${f.label}`,
+      });
       faceCanvas(cam, f.face, n, a.maps[i].map);
       pics.append(cam);
     }
@@ -190,34 +156,56 @@ function showFaces(a) {
 function record(a, photo) {
   const inv = 1 / photo.scale;
   state.runs += 1;
+  state.firstResultMs ??= performance.now(); // since the page started loading
   state.last = {
-    n_faces: a.faces.length, n_detected: a.nDetected, whole_image: a.wholeImage, message: message(a), times: a.times,
-    faces: a.faces.map((f) => ({ index: f.index, box: { x: f.box.x * inv, y: f.box.y * inv, w: f.box.w * inv, h: f.box.h * inv }, label: f.label, probabilities: Object.fromEntries(state.config.labels.map((l, k) => [l, f.probs[k]])), face: Array.from(f.face) })),
+    n_faces: a.faces.length,
+    n_detected: a.nDetected,
+    whole_image: a.wholeImage,
+    message: message(a),
+    times: a.times,
+    faces: a.faces.map((f) => ({
+      index: f.index,
+      box: { x: f.box.x * inv, y: f.box.y * inv, w: f.box.w * inv, h: f.box.h * inv },
+      label: f.label,
+      probabilities: Object.fromEntries(state.config.labels.map((l, k) => [l, f.probs[k]])),
+      face: Array.from(f.face),
+    })),
   };
   document.body.dataset.runs = String(state.runs);
 }
 
-let current = null; // the last photo loaded, for re-running with other options
+let current = null; // how to ask for the last photo again (a file or a bitmap), to re-run it with other options
 
-async function runPhoto(getPhoto) {
-  if (!state.classifier) { setMessage('The models are still loading; try again in a moment.', 'error'); return; }
-  if (state.busy) { state.pending = getPhoto; return; } // the latest request runs next
+// Sends one photo to the worker and draws what comes back. `source` gives [job, transferables]: {file} or
+// {bitmap}. While one runs, the latest request waits and runs next.
+async function runPhoto(source) {
+  if (!state.config) {
+    setMessage('The models are still loading; try again in a moment.', 'error');
+    return;
+  }
+  if (state.busy) {
+    state.pending = source;
+    return;
+  }
   state.busy = true;
   document.body.dataset.state = 'busy';
   try {
     const t0 = performance.now();
-    const photo = await getPhoto();
-    const decode = performance.now() - t0;
-    current = photo;
+    current = source;
     const withCam = $('cam').checked;
-    const a = await analyze(photo, { wholeImage: $('whole').checked, withCam });
-    a.times = { decode, ...a.times };
+    const [job, transfer] = await source();
+    const { photo, analysis: a } = await labelled(
+      { ...job, options: { wholeImage: $('whole').checked, withCam } },
+      transfer,
+    );
     const t = performance.now();
     const canvas = $('photo-out');
-    canvas.width = photo.width; canvas.height = photo.height;
+    canvas.width = photo.width;
+    canvas.height = photo.height;
     drawPhoto(canvas, photo.image, a.faces, { cams: withCam ? a.maps : null, size: state.config.input_size });
     showFaces(a);
     a.times.draw = performance.now() - t;
+    a.times.total = performance.now() - t0;
     $('timings').textContent = timingText(a.times);
     setMessage(message(a), a.faces.length ? 'info' : 'warn');
     record(a, photo);
@@ -239,19 +227,25 @@ async function runPhoto(getPhoto) {
 
 function onFile(file) {
   if (state.live) stopWebcam();
-  runPhoto(() => loadImage(file, state.config.limits));
+  runPhoto(async () => [{ file }, []]);
 }
 
 // --- webcam ---
 
 async function startWebcam() {
   if (state.live) return;
-  if (!state.classifier) { setMessage('The models are still loading; try again in a moment.', 'error'); return; }
+  if (!state.config) {
+    setMessage('The models are still loading; try again in a moment.', 'error');
+    return;
+  }
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (e) {
-    setMessage(`The webcam could not be opened (${e.name}): allow the camera for this page, or upload a photo instead.`, 'error');
+    setMessage(
+      `The webcam could not be opened (${e.name}): allow the camera for this page, or upload a photo instead.`,
+      'error',
+    );
     return;
   }
   const video = $('video');
@@ -271,67 +265,115 @@ function stopWebcam() {
   $('webcam').textContent = 'Start webcam';
 }
 
+// A function that resolves once the camera has shown a frame newer than the last one taken: at once when one came
+// while the last was being labelled (so no frame time is lost waiting), else at the next.
+function frameWatcher(video, live) {
+  let fresh = false,
+    wake = null;
+  const next = (callback) =>
+    video.requestVideoFrameCallback ? video.requestVideoFrameCallback(callback) : requestAnimationFrame(callback);
+  const onFrame = () => {
+    if (state.live !== live) return;
+    fresh = true;
+    if (wake) wake();
+    next(onFrame);
+  };
+  next(onFrame);
+  return () =>
+    new Promise((resolve) => {
+      wake = () => {
+        fresh = false;
+        wake = null;
+        resolve();
+      };
+      if (fresh) wake();
+    });
+}
+
+// One frame at a time: grab the newest, let the worker label it, draw it, then take the next new frame.
 async function liveLoop() {
-  const video = $('video'), canvas = $('live-out');
-  const grab = new OffscreenCanvas(1, 1);
+  const video = $('video'),
+    canvas = $('live-out'),
+    newFrame = frameWatcher(video, state.live);
   while (state.live) {
     const live = state.live;
     if (video.readyState >= 2 && video.videoWidth) {
       const t0 = performance.now();
-      if (grab.width !== video.videoWidth || grab.height !== video.videoHeight) { grab.width = video.videoWidth; grab.height = video.videoHeight; }
-      const g = grab.getContext('2d', { willReadFrequently: true });
-      g.drawImage(video, 0, 0);
-      const photo = { image: g.getImageData(0, 0, grab.width, grab.height), width: grab.width, height: grab.height, scale: 1 };
-      const decode = performance.now() - t0;
+      const bitmap = await createImageBitmap(video);
       const withCam = $('live-cam').checked;
-      const a = await analyze(photo, { withCam });
-      a.times = { decode, ...a.times };
+      const options = { withCam, detectorSide: state.config.detector.webcam_side };
+      const { photo, analysis: a } = await labelled({ bitmap, options }, [bitmap]);
       const t = performance.now();
-      if (canvas.width !== photo.width || canvas.height !== photo.height) { canvas.width = photo.width; canvas.height = photo.height; }
+      if (canvas.width !== photo.width || canvas.height !== photo.height) {
+        canvas.width = photo.width;
+        canvas.height = photo.height;
+      }
       drawPhoto(canvas, photo.image, a.faces, { cams: withCam ? a.maps : null, size: state.config.input_size });
       a.times.draw = performance.now() - t;
-      const now = performance.now();
-      live.frames.push(now);
-      while (live.frames.length && now - live.frames[0] > 2000) live.frames.shift();
-      live.count += 1;
-      live.times = [...(live.times || []).slice(-59), a.times]; // the last 60 frames' stage times
-      const fps = live.frames.length > 1 ? (1000 * (live.frames.length - 1)) / (now - live.frames[0]) : 0;
-      live.fps = fps;
-      $('live-stats').textContent = timingText(a.times, `${fps.toFixed(1)} fps · `);
-      $('live-label').textContent = a.faces.length ? a.faces.map((f) => `Face ${f.caption}`).join(' · ') : 'No face in this frame.';
-      canvas.dataset.frames = String(live.count);
-      canvas.dataset.fps = fps.toFixed(2);
-      canvas.dataset.faces = String(a.faces.length);
+      a.times.total = performance.now() - t0;
+      showLiveFrame(live, a, canvas);
     }
-    await new Promise((resolve) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(() => resolve()) : requestAnimationFrame(() => resolve())));
+    await newFrame();
   }
+}
+
+function showLiveFrame(live, a, canvas) {
+  const now = performance.now();
+  live.frames.push(now);
+  while (live.frames.length && now - live.frames[0] > 2000) live.frames.shift();
+  live.count += 1;
+  live.times = [...(live.times || []).slice(-59), a.times]; // the last 60 frames' stage times
+  const fps = live.frames.length > 1 ? (1000 * (live.frames.length - 1)) / (now - live.frames[0]) : 0;
+  live.fps = fps;
+  $('live-stats').textContent = timingText(a.times, `${fps.toFixed(1)} fps · `);
+  $('live-label').textContent = a.faces.length
+    ? a.faces.map((f) => `Face ${f.caption}`).join(' · ')
+    : 'No face in this frame.';
+  canvas.dataset.frames = String(live.count);
+  canvas.dataset.fps = fps.toFixed(2);
+  canvas.dataset.faces = String(a.faces.length);
 }
 
 // --- wiring ---
 
 function wire() {
-  const file = $('file'), drop = $('drop');
-  file.addEventListener('change', () => { if (file.files[0]) onFile(file.files[0]); file.value = ''; });
-  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  const file = $('file'),
+    drop = $('drop');
+  file.addEventListener('change', () => {
+    if (file.files[0]) onFile(file.files[0]);
+    file.value = '';
+  });
+  drop.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    drop.classList.add('over');
+  });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
   drop.addEventListener('drop', (e) => {
     e.preventDefault();
     drop.classList.remove('over');
     const f = e.dataTransfer.files[0];
-    if (f) onFile(f); else setMessage('Drop an image file (JPEG, PNG, WebP, GIF or BMP).', 'error');
+    if (f) onFile(f);
+    else setMessage('Drop an image file (JPEG, PNG, WebP, GIF or BMP).', 'error');
   });
   document.addEventListener('paste', (e) => {
     const item = [...(e.clipboardData?.items || [])].find((i) => i.kind === 'file');
-    if (item) onFile(item.getAsFile()); else setMessage('The clipboard holds no image.', 'error');
+    if (item) onFile(item.getAsFile());
+    else setMessage('The clipboard holds no image.', 'error');
   });
   $('webcam').addEventListener('click', () => (state.live ? stopWebcam() : startWebcam()));
-  const rerun = () => { if (current && !state.live) runPhoto(async () => current); };
+  const rerun = () => {
+    if (current && !state.live) runPhoto(current);
+  };
   $('whole').addEventListener('change', rerun);
   $('cam').addEventListener('change', rerun);
 }
 
-// for callers that hold pixels already (tests, the console): an ImageBitmap/canvas -> analysis
-state.analyzeSource = (source) => runPhoto(async () => fromBitmap(source, state.config.limits.max_side));
+// for callers that hold pixels already (tests, the console): an image, canvas or bitmap -> analysis
+state.analyzeSource = (source) =>
+  runPhoto(async () => {
+    const bitmap = await createImageBitmap(source);
+    return [{ bitmap }, [bitmap]];
+  });
 
 wire();
 state.ready = init().catch((e) => {
