@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fer_demo.drawing import PALETTE
 from fer_demo.inference import amp_dtype
 from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
 
@@ -178,6 +179,8 @@ def test_photos_give_the_apps_faces_and_labels(page, reference, photo):
     if got["n_faces"]:
         assert page.locator("#faces .face").count() == min(got["n_faces"], 6)
         assert page.locator("#faces .face canvas.cam").count() == min(got["n_faces"], 6)
+        border = page.locator("#faces .face").first.evaluate("e => getComputedStyle(e).borderTopColor")
+        assert border == "rgb({}, {}, {})".format(*PALETTE[0])  # the app's box colours (web_config.json)
 
 
 def test_the_page_names_its_classifier_and_an_int8_one_is_the_checkpoints_file(page, web_dist):

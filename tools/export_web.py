@@ -37,7 +37,8 @@ from fer_demo.backends import DIGEST_KEY, INT8_FILE, weights_digest
 from fer_demo.calibration import temperature_for
 from fer_demo.cams import default_layer
 from fer_demo.detectors import (DETECT_SIDE, FOCUS_RATIO, FOCUS_SIDE, MIN_FACE_FRACTION, MIN_FACE_PIXELS, YUNET_NMS,
-                                YUNET_SCORE)
+                                YUNET_SCORE, YUNET_STRIDES, YUNET_TOP_K)
+from fer_demo.drawing import PALETTE
 from fer_demo.faces import GEOMETRY, MAX_FACES, MAX_FACES_CLASSIFIED, SMALL_IMAGE_SIDE
 from fer_demo.images import MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE
 from fer_demo.model import stage_map_sizes
@@ -159,9 +160,9 @@ def export(checkpoint: Path, out: Path, yunet: Path = YUNET_FILE, opset: int = 1
         # the page classifies one view: its probabilities are softmax(logits / T), as the app's (calibration.py)
         "temperature": temperature_for(config, NO_TTA),
         "detector": {"side": DETECT_SIDE, "webcam_side": WEBCAM_DETECT_SIDE, "score": YUNET_SCORE, "nms": YUNET_NMS,
-                     "top_k": 5000,
-                     "min_face_fraction": MIN_FACE_FRACTION, "min_face_pixels": MIN_FACE_PIXELS,
-                     "strides": [8, 16, 32], "focus_side": FOCUS_SIDE, "focus_ratio": FOCUS_RATIO},
+                     "top_k": YUNET_TOP_K, "min_face_fraction": MIN_FACE_FRACTION, "min_face_pixels": MIN_FACE_PIXELS,
+                     "strides": list(YUNET_STRIDES), "focus_side": FOCUS_SIDE, "focus_ratio": FOCUS_RATIO},
+        "palette": [f"rgb({r},{g},{b})" for r, g, b in PALETTE],  # the boxes' colours, in face order
         "geometry": {"scale": GEOMETRY["yunet"].scale, "down": GEOMETRY["yunet"].down,
                      "align": GEOMETRY["yunet"].align},
         "limits": {"max_faces": MAX_FACES, "max_faces_classified": MAX_FACES_CLASSIFIED,

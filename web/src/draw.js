@@ -1,15 +1,6 @@
 // Pictures: the photo with numbered boxes and captions, each face's CAM over the photo (inside the turned
 // square its crop covered), and per face the enlarged crop and its CAM overlay (jet colour map).
 
-export const PALETTE = [
-  'rgb(0,200,255)',
-  'rgb(255,80,80)',
-  'rgb(80,220,80)',
-  'rgb(255,200,0)',
-  'rgb(200,80,255)',
-  'rgb(255,140,0)',
-];
-
 // OpenCV's COLORMAP_JET, piecewise linear: value in [0, 1] -> [r, g, b] 0-255.
 export function jet(v) {
   const c = (x) => Math.round(255 * Math.min(1, Math.max(0, x)));
@@ -49,7 +40,12 @@ function camImage(map, n, opacity) {
 }
 
 // The photo, the faces' CAMs over it (when `cams`), and the numbered boxes with captions.
-export function drawPhoto(canvas, source, faces, { cams = null, opacity = 0.5, size = 48 } = {}) {
+// The box colours, in face order, are the app's (fer_demo/drawing.py PALETTE, through web_config.json).
+export function boxColor(palette, i) {
+  return palette[i % palette.length];
+}
+
+export function drawPhoto(canvas, source, faces, { palette, cams = null, opacity = 0.5, size = 48 } = {}) {
   const g = canvas.getContext('2d');
   if (source instanceof ImageData) g.putImageData(source, 0, 0);
   else g.drawImage(source, 0, 0, canvas.width, canvas.height);
@@ -70,7 +66,7 @@ export function drawPhoto(canvas, source, faces, { cams = null, opacity = 0.5, s
   const font = Math.round(16 * Math.max(scale, 0.6));
   faces.forEach((f, i) => {
     const b = f.box,
-      color = PALETTE[i % PALETTE.length];
+      color = boxColor(palette, i);
     g.lineWidth = thick;
     g.strokeStyle = color;
     g.strokeRect(b.x, b.y, b.w, b.h);

@@ -7,10 +7,14 @@ import { resize } from './resample.js';
 // photo: {image: ImageData, width, height}; box: {x, y, w, h} in the photo's pixels
 export function focus(photo, box, side) {
   const { width: w, height: h } = photo;
-  const x0 = Math.max(box.x, 0), y0 = Math.max(box.y, 0);
-  const x1 = Math.min(box.x + box.w, w), y1 = Math.min(box.y + box.h, h);
+  const x0 = Math.max(box.x, 0),
+    y0 = Math.max(box.y, 0);
+  const x1 = Math.min(box.x + box.w, w),
+    y1 = Math.min(box.y + box.h, h);
   if (x1 <= x0 || y1 <= y0) return 0;
-  const pw = x1 - x0, ph = y1 - y0, rgba = photo.image.data;
+  const pw = x1 - x0,
+    ph = y1 - y0,
+    rgba = photo.image.data;
   const gray = new Uint8Array(pw * ph);
   for (let y = 0; y < ph; y++) {
     for (let x = 0; x < pw; x++) {
@@ -25,7 +29,8 @@ export function focus(photo, box, side) {
 // cv2.Laplacian's 3x3 kernel (0 1 0 / 1 -4 1 / 0 1 0), borders reflected without repeating the edge pixel
 function laplacianVariance(g, n) {
   const at = (x, y) => g[reflect(y, n) * n + reflect(x, n)];
-  let sum = 0, sq = 0;
+  let sum = 0,
+    sq = 0;
   for (let y = 0; y < n; y++) {
     for (let x = 0; x < n; x++) {
       const v = at(x - 1, y) + at(x + 1, y) + at(x, y - 1) + at(x, y + 1) - 4 * g[y * n + x];

@@ -1,6 +1,6 @@
 // The page: the models run in a Web Worker (worker.js), which decodes each photo or webcam frame it is sent
 // and returns labelled faces; this thread only draws them, so the page stays responsive. Nothing leaves it.
-import { drawPhoto, faceCanvas, PALETTE } from './draw.js';
+import { boxColor, drawPhoto, faceCanvas } from './draw.js';
 import { ImageLoadError } from './image.js';
 
 const $ = (id) => document.getElementById(id);
@@ -112,7 +112,7 @@ function showFaces(a) {
     const card = document.createElement('div');
     card.className = 'face';
     card.id = `face-${f.index}`;
-    card.style.borderColor = PALETTE[i % PALETTE.length];
+    card.style.borderColor = boxColor(state.config.palette, i);
     const title = document.createElement('h3');
     title.textContent = `Face ${f.index}: ${f.label} ${(100 * f.confidence).toFixed(0)}%`;
     const pics = document.createElement('div');
@@ -202,7 +202,11 @@ async function runPhoto(source) {
     const canvas = $('photo-out');
     canvas.width = photo.width;
     canvas.height = photo.height;
-    drawPhoto(canvas, photo.image, a.faces, { cams: withCam ? a.maps : null, size: state.config.input_size });
+    drawPhoto(canvas, photo.image, a.faces, {
+      palette: state.config.palette,
+      cams: withCam ? a.maps : null,
+      size: state.config.input_size,
+    });
     showFaces(a);
     a.times.draw = performance.now() - t;
     a.times.total = performance.now() - t0;
@@ -308,7 +312,11 @@ async function liveLoop() {
         canvas.width = photo.width;
         canvas.height = photo.height;
       }
-      drawPhoto(canvas, photo.image, a.faces, { cams: withCam ? a.maps : null, size: state.config.input_size });
+      drawPhoto(canvas, photo.image, a.faces, {
+        palette: state.config.palette,
+        cams: withCam ? a.maps : null,
+        size: state.config.input_size,
+      });
       a.times.draw = performance.now() - t;
       a.times.total = performance.now() - t0;
       showLiveFrame(live, a, canvas);
