@@ -6,6 +6,7 @@ that a failure. Screenshots go to the test's tmp folder and tests/artifacts/.
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 import time
@@ -26,8 +27,9 @@ pytestmark = pytest.mark.slow
 MIN_WEBCAM_FPS = 5.0
 MIN_LIVE_CAM_FPS = 1.0  # polled here while reading each frame's pixels back, which slows the page itself
 # Deep-blue pixels (the cold end of the jet colour map) in a #live-out frame: without Grad-CAM the astronaut
-# frame has about 0.03% of them, with it about 0.5% (her face's crop square is mostly cold).
-MAX_BLUE_PLAIN, MIN_BLUE_CAM = 0.001, 0.0025
+# frame has 0.03-0.1% of them (0.1% on a 2-core AVX2 machine), with it about 0.5% (her face's crop square is
+# mostly cold). The limits sit about twice from each.
+MAX_BLUE_PLAIN, MIN_BLUE_CAM = 0.002, 0.003
 # Seconds of frames counted: labelled frames (about 35 here), then frames with the CAM (about 20), and each settle
 # and plain watch around them.
 WEBCAM_WINDOW_S, SETTLE_MS, PLAIN_WATCH_S = 2.0, 500, 1.0
@@ -135,7 +137,10 @@ def test_live_webcam_labels_faces_fast_enough_and_live_grad_cam_draws_heatmaps(p
     page.get_by_label("Live Grad-CAM").uncheck()
     page.wait_for_timeout(SETTLE_MS)
     _, again = _watch_live(page, PLAIN_WATCH_S)
-    assert again and statistics.median(again) < MAX_BLUE_PLAIN  # and off again
+    # and off again: where live CAM runs at a few frames a second, frames begun before the switch may still
+    # arrive with it (two did on 2 AVX2 cores); from the first plain frame on, the frames are plain
+    settled = list(itertools.dropwhile(lambda share: share >= MAX_BLUE_PLAIN, again))
+    assert len(settled) >= 2 and statistics.median(settled) < MAX_BLUE_PLAIN, again
 
 
 CELL = """([row, col]) => {
