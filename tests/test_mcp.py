@@ -9,7 +9,7 @@ import base64
 
 import pytest
 
-from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.core.paths import EXAMPLES_DIR
 from fer_demo.serve import MCP_ENV, parse_args
 
 PUBLIC = {"predict", "explain", "confusion", "test_report", "video"}  # /predict ... as the API page lists them
