@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from fer_demo.allocator import cap_malloc_arenas
+from fer_demo.core.allocator import cap_malloc_arenas
 from fer_demo.serve import main, parse_args, server_address
 
 __all__ = ["main", "parse_args", "server_address"]

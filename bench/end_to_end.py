@@ -35,15 +35,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_demo.data import load_fer
-from fer_demo.detectors import (DETECT_SIDE, EYE_SPAN, RULES, YuNetDetector, eye_span_plausible, in_focus,
-                                mostly_inside, plausible, small_box_confident)
-from fer_demo.faces import GEOMETRY, CropGeometry, extract, face_crop
-from fer_demo.paths import LOCAL_DATASET
+from fer_demo.core.data import load_fer
+from fer_demo.vision.detectors import (DETECT_SIDE, EYE_SPAN, RULES, YuNetDetector, eye_span_plausible, in_focus,
+                                       mostly_inside, plausible, small_box_confident)
+from fer_demo.vision.faces import GEOMETRY, CropGeometry, extract, face_crop
+from fer_demo.core.paths import LOCAL_DATASET
 from fer_demo_testing.photo_sets import (SMALL_FACE_SIDES, SMALL_FACES_PER_PHOTO, count_is_right, face_counts,
-                                 load_textures, make_photos, match, negatives, views)
-from fer_demo.predictor import Predictor
-from fer_demo.transforms import TTA
+                                         load_textures, make_photos, match, negatives, views)
+from fer_demo.serving.predictor import Predictor
+from fer_demo.core.transforms import TTA
 
 SCORES = (0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75)
 NMS_VALUES = (0.2, 0.3, 0.4, 0.5, 0.6)
@@ -156,7 +156,7 @@ def fit_crop(args, predictors, faces, labels):
 
 def real_photos():
     """(file name, RGB, file) of the real photos in the repo (their face counts: fer_demo_testing/photo_sets.py)."""
-    from fer_demo.images import load_image
+    from fer_demo.vision.images import load_image
 
     return [(f.name, load_image(f).rgb, f) for f in face_counts()]
 

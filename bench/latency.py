@@ -16,7 +16,7 @@ Stages (median and p95 over --runs timed runs, each after --warmup untimed ones)
                       127.0.0.1 port, see fer_demo_testing/local_app.py), upload and JSON included
   webcam_frame        one 640x480 frame through the live stream's handler (ui.predict_tab.label_frame); + fps
   webcam_frame_cam    the same with live Grad-CAM on every face; + fps
-  evaluation_<backend> fer_demo.inference.predict_probs over the FER2013 test split (../shared/data/fer2013,
+  evaluation_<backend> fer_demo.core.inference.predict_probs over the FER2013 test split (../shared/data/fer2013,
                       or random faces if absent), batch 128, for torch (bf16) and onnx-int8; img_s over
                       --eval-passes passes
 
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_demo_testing.local_app import launched_app
-from fer_demo.paths import EXAMPLES_DIR, LOCAL_DATASET
+from fer_demo.core.paths import EXAMPLES_DIR, LOCAL_DATASET
 
 PHOTO = EXAMPLES_DIR / "photos" / "astronaut.jpg"
 ONE_MP = (1155, 866)
@@ -89,7 +89,7 @@ def eval_faces(limit: int | None):
     import torch
 
     if LOCAL_DATASET.exists():
-        from fer_demo.data import load_fer
+        from fer_demo.core.data import load_fer
 
         split = load_fer(str(LOCAL_DATASET), ("test",), limits={"test": limit}, log=lambda *a: None)["test"]
         return split.images, "FER2013 test split"
@@ -106,11 +106,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     from PIL import Image
 
-    from fer_demo.inference import predict_probs
-    from fer_demo.cams import METHODS, SLOW_METHODS, compute_cams, default_layer, explain_face
-    from fer_demo.detectors import DETECTORS
-    from fer_demo.faces import detector_crop, extract
-    from fer_demo.predictor import Predictor
+    from fer_demo.core.inference import predict_probs
+    from fer_demo.serving.cams import METHODS, SLOW_METHODS, compute_cams, default_layer, explain_face
+    from fer_demo.vision.detectors import DETECTORS
+    from fer_demo.vision.faces import detector_crop, extract
+    from fer_demo.serving.predictor import Predictor
     from fer_demo.ui.predict_tab import label_frame
 
     wanted = [s for s in args.only.split(",") if s]

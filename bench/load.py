@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from fer_demo_testing.local_app import check_loopback, launched_app, rss_mb
-from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.core.paths import EXAMPLES_DIR
 
 PHOTOS = sorted((EXAMPLES_DIR / "photos").glob("*.jpg"))
 FACES = sorted((EXAMPLES_DIR / "fer2013").glob("*.png"))

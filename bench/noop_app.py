@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from fer_demo.images import MAX_FILE_BYTES
+from fer_demo.vision.images import MAX_FILE_BYTES
 from fer_demo.ui.common import photo_input
 
 

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import cpu_model_and_flags
-from fer_demo.detectors import (DETECT_SIDE, FOCUS_RATIO, RULES, SURE_SCORE, YuNetDetector, eye_span_plausible,
-                                in_focus, landmarks_in_order, mostly_inside, plausible)
-from fer_demo.images import load_image
-from fer_demo.paths import LOCAL_DATASET, SHARED_PHOTOS
+from fer_demo.vision.detectors import (DETECT_SIDE, FOCUS_RATIO, RULES, SURE_SCORE, YuNetDetector, eye_span_plausible,
+                                       in_focus, landmarks_in_order, mostly_inside, plausible)
+from fer_demo.vision.images import load_image
+from fer_demo.core.paths import LOCAL_DATASET, SHARED_PHOTOS
 from fer_demo_testing.photo_sets import (PHOTO_DIRS, REAL_PHOTOS, SMALL_FACE_SIDES, SMALL_FACES_PER_PHOTO,
                                          faces_hit, load_textures, make_photos, match, negatives, real_photo_files,
                                          soften, views)
@@ -70,8 +70,8 @@ def label_check(photo: str, labels: list[str]) -> str:
 
 
 def table() -> None:
-    """One row per photo, with the app's detector and model (fer_demo.predictor.Predictor)."""
-    from fer_demo.predictor import Predictor
+    """One row per photo, with the app's detector and model (fer_demo.serving.predictor.Predictor)."""
+    from fer_demo.serving.predictor import Predictor
 
     predictor = Predictor()
     files = photo_files()
@@ -131,7 +131,7 @@ def webcam_views() -> list[np.ndarray]:
 
 def synthetic(dataset: str) -> dict[str, list]:
     """bench/end_to_end.py --thresholds' synthetic photos of upright validation faces (seeded alike)."""
-    from fer_demo.data import load_fer
+    from fer_demo.core.data import load_fer
 
     split = load_fer(dataset, ("validation",), limits={"validation": SYNTHETIC_FACES}, seed=0,
                      log=lambda *a: None)["validation"]

@@ -32,12 +32,12 @@ import numpy as np
 from PIL import Image
 
 from bench.machine import cpu_model_and_flags
-from fer_demo.detectors import YuNetOpenCvDetector
-from fer_demo.faces import detector_crop, extract
-from fer_demo.images import load_image
+from fer_demo.vision.detectors import YuNetOpenCvDetector
+from fer_demo.vision.faces import detector_crop, extract
+from fer_demo.vision.images import load_image
 from fer_demo_testing.local_app import launched_app
-from fer_demo.paths import EXAMPLES_DIR
-from fer_demo.transforms import FULL_TTA
+from fer_demo.core.paths import EXAMPLES_DIR
+from fer_demo.core.transforms import FULL_TTA
 
 CANVAS = (1280, 892)
 NOOP_APP = "bench.noop_app"
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from fer_demo.predictor import Predictor
+    from fer_demo.serving.predictor import Predictor
 
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(args.photo) if args.photo else two_face_jpeg(Path(tmp) / "two_faces.jpg")

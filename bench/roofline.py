@@ -38,7 +38,7 @@ def gemm_gflops(dtype: torch.dtype, n: int, reps: int) -> float:
 def model_gflop_per_face() -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fer_demo.checkpoint import load_model
+    from fer_demo.core.checkpoint import load_model
 
     model, config = load_model()
     with FlopCounterMode(display=False) as counter, torch.inference_mode():

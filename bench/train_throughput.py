@@ -17,8 +17,8 @@ import torch
 
 from timm.optim import create_optimizer_v2
 
-from fer_demo.model import create_fer_model
-from fer_demo.transforms import FER_MEAN, FER_STD, to_model_input
+from fer_demo.core.model import create_fer_model
+from fer_demo.core.transforms import FER_MEAN, FER_STD, to_model_input
 from train.augment import AugmentConfig, augment_batch
 from train.train import soft_targets, train_step
 

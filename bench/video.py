@@ -5,7 +5,7 @@
 The clip is made here: two portraits (examples/photos) drifting across a 640x480
 canvas, written as H.264 like a phone's clip. Stages, one JSON line each:
   decode         sampling alone: decode the clip, convert the sampled frames to RGB
-  analyze_clip   the whole /video work (fer_demo.video.analyze_clip): decode, detect, follow, classify,
+  analyze_clip   the whole /video work (fer_demo.serving.video.analyze_clip): decode, detect, follow, classify,
                  draw, encode the annotated H.264 clip, write the CSV; "fps" = sampled frames per second
 Each line: {"bench": "video", "stage": ..., "frames": N, "seconds": ..., "fps": ..., ...}
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.core.paths import EXAMPLES_DIR
 
 PHOTOS = EXAMPLES_DIR / "photos"
 SIZE = (640, 480)
@@ -45,7 +45,7 @@ def portrait(name: str, side: int) -> np.ndarray:
 
 
 def make_clip(path: Path, seconds: float, fps: float) -> Path:
-    from fer_demo.clips import h264_writer
+    from fer_demo.vision.clips import h264_writer
 
     a, b = portrait("astronaut.jpg", 200), portrait("grace_hopper.jpg", 200)
     n = round(seconds * fps)
@@ -65,9 +65,9 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from fer_demo.clips import probe, sample_frames
-    from fer_demo.predictor import Predictor
-    from fer_demo.video import analyze_clip
+    from fer_demo.vision.clips import probe, sample_frames
+    from fer_demo.serving.predictor import Predictor
+    from fer_demo.serving.video import analyze_clip
 
     def emit(stage, frames, seconds, **extra):
         print(json.dumps({"bench": "video", "stage": stage, "size": f"{SIZE[0]}x{SIZE[1]}", "frames": frames,

@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 
 from bench import machine
-from fer_demo.detectors import YuNetDetector
-from fer_demo.images import load_image
-from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
+from fer_demo.vision.detectors import YuNetDetector
+from fer_demo.vision.images import load_image
+from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT
 from fer_demo_testing.browser import webcam_frames
 
 FRAME = (640, 480)

@@ -28,7 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench import machine
-from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
+from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT
 from fer_demo_testing.browser import browser_missing, chromium_browser
 from tools.serve_web import WEB_DIST, make_server
 

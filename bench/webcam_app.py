@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 
 if __name__ == "__main__":  # as app.py: before torch, onnxruntime and gradio start their threads
-    from fer_demo.allocator import cap_malloc_arenas
+    from fer_demo.core.allocator import cap_malloc_arenas
 
     cap_malloc_arenas()
 

@@ -33,11 +33,11 @@ import numpy as np
 
 from bench import machine
 from bench.webcam_app import parse_size, stream_args
-from fer_demo.checkpoint import SHIPPED_CHECKPOINT
+from fer_demo.core.checkpoint import SHIPPED_CHECKPOINT
 from fer_demo.ui.predict_tab import LIVE_STREAM, LiveStream, label_frame
 from fer_demo_testing.local_app import LaunchError, launched_app
 from fer_demo_testing.browser import (WEBCAM_FPS, browser_missing, chromium_browser, labelled_frames,
-                                   open_app_page, page_clock, start_webcam, webcam_frames)
+                                      open_app_page, page_clock, start_webcam, webcam_frames)
 
 FLAGS_THAT_MATTER = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
 MODES = {"labels": False, "live CAM": True}  # mode: the handler's show_cam
@@ -245,7 +245,7 @@ def main(argv=None) -> int:
         return 2
     from playwright.sync_api import Error as BrowserError
 
-    from fer_demo.predictor import Predictor
+    from fer_demo.serving.predictor import Predictor
 
     predictor = Predictor()
     print(cpu_line())

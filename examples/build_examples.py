@@ -16,7 +16,7 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageOps
 
-from fer_demo.paths import EXAMPLES_DIR, LOCAL_DATASET
+from fer_demo.core.paths import EXAMPLES_DIR, LOCAL_DATASET
 
 PER_CLASS = 2
 SEED = 0
@@ -51,8 +51,8 @@ def main(argv=None) -> int:
     canvas.save(photos / "group_collage.jpg", quality=90)
 
     # FER2013 test faces: PER_CLASS per class, a seeded random choice, as 48x48 PNGs.
-    from fer_demo.data import load_fer
-    from fer_demo.labels import FER_LABELS
+    from fer_demo.core.data import load_fer
+    from fer_demo.core.labels import FER_LABELS
 
     test = load_fer(args.dataset, ("test",), log=lambda *a: None)["test"]
     out = EXAMPLES_DIR / "fer2013"

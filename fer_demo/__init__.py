@@ -14,8 +14,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_LAZY = {"Predictor": "fer_demo.predictor", "predict": "fer_demo.api", "explain": "fer_demo.api",
-         "shared_predictor": "fer_demo.api"}
+_LAZY = {"Predictor": "fer_demo.serving.predictor", "predict": "fer_demo.serving.api",
+         "explain": "fer_demo.serving.api", "shared_predictor": "fer_demo.serving.api"}
 __all__ = ["Predictor", "explain", "predict", "shared_predictor", "__version__"]
 
 

@@ -23,10 +23,10 @@ CAM_OPACITY = 0.5
 
 def predictor_options() -> argparse.ArgumentParser:
     """The options that choose the Predictor (shared by predict and video)."""
-    from .backends import BACKENDS
-    from .detectors import DEFAULT_DETECTOR, DETECTORS
-    from .predictor import DEFAULT_TTA
-    from .transforms import TTA
+    from .core.backends import BACKENDS
+    from .vision.detectors import DEFAULT_DETECTOR, DETECTORS
+    from .serving.predictor import DEFAULT_TTA
+    from .core.transforms import TTA
 
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped model)")
@@ -59,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def make_predictor(args):
-    from .predictor import Predictor
+    from .serving.predictor import Predictor
 
     kwargs = dict(device=args.device, backend=args.backend, detector=args.detector, tta=args.tta)
     return Predictor(args.checkpoint, **kwargs) if args.checkpoint else Predictor(**kwargs)
@@ -74,7 +74,7 @@ def face_lines(answer: dict) -> list[str]:
 def write_pictures(predictor, analysis, answer: dict, out: Path, stem: str) -> None:
     from PIL import Image
 
-    from .pictures import labelled, photo_with_cams
+    from .serving.pictures import labelled, photo_with_cams
 
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps(answer, indent=1))
@@ -102,7 +102,7 @@ def run_predict(args) -> int:
 
 
 def run_video(args) -> int:
-    from .video import DEFAULT_RATE, analyze_clip
+    from .serving.video import DEFAULT_RATE, analyze_clip
 
     predictor = make_predictor(args)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -125,8 +125,8 @@ COMMANDS = {"predict": run_predict, "video": run_video, "serve": run_serve}
 def is_bad_input(e: BaseException) -> bool:
     """A missing or unreadable file, a bad option value, a broken checkpoint or detector model: what the user can
     fix, said in one line. (Imported here, after the command raised: nothing heavy before `serve` starts.)"""
-    from .checkpoint import CheckpointError
-    from .detectors import DetectorError
+    from .core.checkpoint import CheckpointError
+    from .vision.detectors import DetectorError
 
     return isinstance(e, (ValueError, OSError, CheckpointError, DetectorError))  # ImageLoadError, ClipError, ...
 
@@ -134,7 +134,7 @@ def is_bad_input(e: BaseException) -> bool:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["serve"]:  # as app.py does: before torch, onnxruntime and gradio are imported
-        from .allocator import cap_malloc_arenas
+        from .core.allocator import cap_malloc_arenas
 
         cap_malloc_arenas()
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # a clip OpenCV cannot open: our one line, not its warning

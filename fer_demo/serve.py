@@ -19,12 +19,12 @@ MCP_ENV = "FER_MCP"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from .backends import BACKENDS
-    from .checkpoint import SHIPPED_CHECKPOINT
-    from .detectors import DEFAULT_DETECTOR, DETECT_SIDE, DETECTORS
-    from .paths import LOCAL_DATASET
-    from .predictor import DEFAULT_TTA
-    from .transforms import TTA
+    from .core.backends import BACKENDS
+    from .core.checkpoint import SHIPPED_CHECKPOINT
+    from .vision.detectors import DEFAULT_DETECTOR, DETECT_SIDE, DETECTORS
+    from .core.paths import LOCAL_DATASET
+    from .serving.predictor import DEFAULT_TTA
+    from .core.transforms import TTA
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=int, default=None,
@@ -81,11 +81,11 @@ def keep_mcp_answers_whole() -> None:
 def main(argv=None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
     args = parse_args(argv)
-    from .checkpoint import CheckpointError
-    from .detectors import DetectorError
-    from .images import MAX_FILE_BYTES
-    from .predictor import Predictor
-    from .testset import HeldOutSet
+    from .core.checkpoint import CheckpointError
+    from .vision.detectors import DetectorError
+    from .vision.images import MAX_FILE_BYTES
+    from .serving.predictor import Predictor
+    from .serving.testset import HeldOutSet
     from .ui import build_app, model_card_files
 
     try:

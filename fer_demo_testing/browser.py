@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fer_demo.labels import FER_LABELS
-from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
+from fer_demo.core.labels import FER_LABELS
+from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT
 
 CHROMIUM = os.environ.get("FER_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"  # screenshots, frame rates

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from fer_demo.paths import LOCAL_DATASET, REPO_ROOT
+from fer_demo.core.paths import LOCAL_DATASET, REPO_ROOT
 
 HOST = "127.0.0.1"
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_demo.faces import Crop
-from fer_demo.images import load_image
-from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
+from fer_demo.vision.faces import Crop
+from fer_demo.vision.images import load_image
+from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT
 
 # --- real photos ---
 

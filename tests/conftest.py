@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from fer_demo.paths import EXAMPLES_DIR, LOCAL_DATASET
+from fer_demo.core.paths import EXAMPLES_DIR, LOCAL_DATASET
 
 from .support.fer_samples import LOCAL_FER2013, LocalFer2013, require_fer2013
 
@@ -72,7 +72,7 @@ def fer2013():
 
 @pytest.fixture(scope="session")
 def predictor():
-    from fer_demo.predictor import Predictor
+    from fer_demo.serving.predictor import Predictor
 
     return Predictor()
 
@@ -132,7 +132,7 @@ def chromium(tmp_path_factory):
 def shared_photos():
     """../shared/photos (the 27 real photos of the real-photo benchmark), which CI has: a test that reads it
     fails without it, never skips (the repo ships in tests/photos only the photos its other tests need)."""
-    from fer_demo.paths import SHARED_PHOTOS
+    from fer_demo.core.paths import SHARED_PHOTOS
 
     if not SHARED_PHOTOS.is_dir():
         pytest.fail(f"the shared real photos are missing: no folder {SHARED_PHOTOS}")

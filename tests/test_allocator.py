@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes.util
 import platform
 
-from fer_demo.allocator import cap_malloc_arenas
+from fer_demo.core.allocator import cap_malloc_arenas
 
 
 def test_arenas_are_capped_on_glibc_and_the_environment_wins(monkeypatch):

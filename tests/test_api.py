@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import fer_demo
-from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.core.paths import EXAMPLES_DIR
 
 PHOTOS = EXAMPLES_DIR / "photos"
 FACE = EXAMPLES_DIR / "fer2013" / "happy_test2340.png"
@@ -80,7 +80,7 @@ def test_any_image_form_gives_the_same_answer():
 
 
 def test_a_list_gives_a_list_and_a_long_one_a_progress_bar(capsys):
-    from fer_demo.api import PROGRESS_FROM
+    from fer_demo.serving.api import PROGRESS_FROM
 
     photos = [str(PHOTOS / "astronaut.jpg"), str(PHOTOS / "group_collage.jpg")]
     answers = fer_demo.predict(photos, tta=False)
@@ -93,7 +93,7 @@ def test_a_list_gives_a_list_and_a_long_one_a_progress_bar(capsys):
 
 
 def test_bad_input_is_a_value_error_with_a_message():
-    from fer_demo.images import ImageLoadError
+    from fer_demo.vision.images import ImageLoadError
 
     with pytest.raises(ImageLoadError, match="does not exist"):
         fer_demo.predict("no-such-photo.jpg")

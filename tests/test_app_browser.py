@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from fer_demo.backends import predictions_name
-from fer_demo.labels import FER_LABELS
-from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.core.backends import predictions_name
+from fer_demo.core.labels import FER_LABELS
+from fer_demo.core.paths import EXAMPLES_DIR
 
 from fer_demo_testing.browser import keep_screenshot, labelled_fps, open_app_page, start_webcam
 

@@ -12,7 +12,7 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.core.paths import EXAMPLES_DIR
 from fer_demo.ui.predict_tab import api_predict
 
 # (photo, classify the whole image as one face): several faces, one face, no face, face crops

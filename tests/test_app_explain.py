@@ -1,4 +1,4 @@
-"""fer_demo.explain and fer_demo.drawing: every CAM method on real faces, hooks released, thread safety,
+"""fer_demo.explain and fer_demo.vision.drawing: every CAM method on real faces, hooks released, thread safety,
 the shared top-class and /explain helpers, overlays."""
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ import pytest
 import torch
 from PIL import Image
 
-from fer_demo.detectors import Box
-from fer_demo.drawing import annotate, cam_on_photo, enlarge, overlay
-from fer_demo.cams import (DEFAULT_METHOD, METHOD_HINT, METHODS, SLOW_METHODS, ExplainError, compute_cams,
-                              default_layer, explain_face, explain_image, faithfulness, top_class_cams)
-from fer_demo.faces import Crop
-from fer_demo.images import ImageLoadError
-from fer_demo.labels import FER_LABELS
-from fer_demo.model import CAM_LAYERS
-from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.vision.detectors import Box
+from fer_demo.vision.drawing import annotate, cam_on_photo, enlarge, overlay
+from fer_demo.serving.cams import (DEFAULT_METHOD, METHOD_HINT, METHODS, SLOW_METHODS, ExplainError, compute_cams,
+                                   default_layer, explain_face, explain_image, faithfulness, top_class_cams)
+from fer_demo.vision.faces import Crop
+from fer_demo.vision.images import ImageLoadError
+from fer_demo.core.labels import FER_LABELS
+from fer_demo.core.model import CAM_LAYERS
+from fer_demo.core.paths import EXAMPLES_DIR
 
 FACE_FILE = EXAMPLES_DIR / "fer2013" / "happy_test2340.png"  # the face most tests explain
 FAST_METHODS = [m for m in METHODS if m not in SLOW_METHODS]

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_demo.detectors import DETECTORS, Box, Detection, HaarDetector, YuNetDetector, open_detector
-from fer_demo.faces import (GEOMETRY, Crop, crop_region, detector_crop, extract, face_crop, reading_order,
-                            single_face, whole_image_crop)
-from fer_demo.images import load_image
-from fer_demo.paths import EXAMPLES_DIR, YUNET_FILE
+from fer_demo.vision.detectors import DETECTORS, Box, Detection, HaarDetector, YuNetDetector, open_detector
+from fer_demo.vision.faces import (GEOMETRY, Crop, crop_region, detector_crop, extract, face_crop, reading_order,
+                                   single_face, whole_image_crop)
+from fer_demo.vision.images import load_image
+from fer_demo.core.paths import EXAMPLES_DIR, YUNET_FILE
 from fer_demo_testing.photo_sets import REAL_PHOTOS, face_counts, faces_hit, real_photo_files
 
 PHOTOS = EXAMPLES_DIR / "photos"
@@ -218,7 +218,7 @@ def test_the_app_with_a_broken_yunet_file_says_so_and_serves_with_the_cascade(tm
 
     import gradio as gr
 
-    from fer_demo.images import MAX_FILE_BYTES
+    from fer_demo.vision.images import MAX_FILE_BYTES
 
     import app
 

@@ -1,4 +1,4 @@
-"""fer_demo.images: safe loading of whatever a user uploads."""
+"""fer_demo.vision.images: safe loading of whatever a user uploads."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_demo.images import MAX_SIDE, ImageLoadError, load_image, to_gray
-from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.vision.images import MAX_SIDE, ImageLoadError, load_image, to_gray
+from fer_demo.core.paths import EXAMPLES_DIR
 
 
 ASTRONAUT = EXAMPLES_DIR / "photos" / "astronaut.jpg"

@@ -1,4 +1,4 @@
-"""fer_demo.predictor: the Predictor on real photos and real FER2013 faces."""
+"""fer_demo.serving.predictor: the Predictor on real photos and real FER2013 faces."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from fer_demo.calibration import calibrate, temperature_for
-from fer_demo.detectors import HaarDetector, YuNetDetector
-from fer_demo.faces import MAX_FACES, detector_crop
-from fer_demo.images import load_image
-from fer_demo.labels import FER_LABELS
-from fer_demo.paths import EXAMPLES_DIR
-from fer_demo.predictor import DEFAULT_TTA, WHOLE_IMAGE, Predictor
-from fer_demo.transforms import TTA
-from fer_demo.pictures import caption
+from fer_demo.core.calibration import calibrate, temperature_for
+from fer_demo.vision.detectors import HaarDetector, YuNetDetector
+from fer_demo.vision.faces import MAX_FACES, detector_crop
+from fer_demo.vision.images import load_image
+from fer_demo.core.labels import FER_LABELS
+from fer_demo.core.paths import EXAMPLES_DIR
+from fer_demo.serving.predictor import DEFAULT_TTA, WHOLE_IMAGE, Predictor
+from fer_demo.core.transforms import TTA
+from fer_demo.serving.pictures import caption
 from fer_demo.ui.predict_tab import api_predict, predict_with_analysis
 
 from .support.predictions import uncalibrated
@@ -39,7 +39,8 @@ def test_classify_real_faces_in_one_batch(predictor, fer_test_split):
 
 
 def test_classify_averages_the_named_views(predictor, fer_test_split):
-    """Each view set averages its views' probabilities, then takes its own temperature (calibration.py)."""
+    """Each view set averages its views' probabilities, then takes its own temperature
+    (fer_demo/core/calibration.py)."""
     faces = fer_test_split.images[:16].numpy()
     t = {tta: temperature_for(predictor.config, tta) for tta in TTA}
     raw = [uncalibrated(predictor.classify(f, "none"), t["none"]) for f in (faces, faces[:, :, ::-1])]

@@ -9,13 +9,13 @@ import urllib.request
 
 import pytest
 
-from fer_demo.backends import report_name
-from fer_demo.checkpoint import SHIPPED_CHECKPOINT
-from fer_demo.images import MAX_FILE_BYTES
-from fer_demo.labels import FER_LABELS
-from fer_demo.paths import EXAMPLES_DIR
-from fer_demo.predictor import DEFAULT_TTA
-from fer_demo.transforms import TTA
+from fer_demo.core.backends import report_name
+from fer_demo.core.checkpoint import SHIPPED_CHECKPOINT
+from fer_demo.vision.images import MAX_FILE_BYTES
+from fer_demo.core.labels import FER_LABELS
+from fer_demo.core.paths import EXAMPLES_DIR
+from fer_demo.serving.predictor import DEFAULT_TTA
+from fer_demo.core.transforms import TTA
 
 
 PHOTOS = EXAMPLES_DIR / "photos"

@@ -1,4 +1,4 @@
-"""fer_demo.testset and the Test set tab: report figures without the data, the clickable confusion matrix,
+"""fer_demo.serving.testset and the Test set tab: report figures without the data, the clickable confusion matrix,
 and faces per confusion cell with it, with and without TTA: read from the predictions file that ships beside
 the report, or recomputed for a checkpoint without one."""
 
@@ -10,15 +10,15 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from fer_demo.backends import predictions_name, reliability_name, report_name
-from fer_demo.calibration import TEMPERATURE_KEYS
-from fer_demo.data import DEFAULT_DATASET
-from fer_demo.labels import FER_LABELS
-from fer_demo.paths import LOCAL_DATASET
+from fer_demo.core.backends import predictions_name, reliability_name, report_name
+from fer_demo.core.calibration import TEMPERATURE_KEYS
+from fer_demo.core.data import DEFAULT_DATASET
+from fer_demo.core.labels import FER_LABELS
+from fer_demo.core.paths import LOCAL_DATASET
 from fer_demo.ui.testset_tab import (CORNER, COUNTS, ROW_NORMALIZED, api_confusion, api_test_report, clicked_cell,
-                                  matrix_table, render_cell, render_figure)
-from fer_demo.testset import (MODES, TTA_OF, DatasetUnavailable, HeldOutSet, ShippedPredictions,
-                              read_shipped_predictions, resolve_dataset)
+                                     matrix_table, render_cell, render_figure)
+from fer_demo.serving.testset import (MODES, TTA_OF, DatasetUnavailable, HeldOutSet, ShippedPredictions,
+                                      read_shipped_predictions, resolve_dataset)
 
 
 LIMIT = 64  # test faces the tab loads when it predicts them itself (2 of them change class with TTA)
@@ -140,7 +140,7 @@ def test_unreachable_hub_says_why(predictor, monkeypatch):
         calls.append(args)
         raise ConnectionError(f"Couldn't reach '{DEFAULT_DATASET}' on the Hub (OfflineModeIsEnabled)")
 
-    monkeypatch.setattr("fer_demo.data.load_fer", offline)
+    monkeypatch.setattr("fer_demo.core.data.load_fer", offline)
     held = HeldOutSet(predictor, dataset=DEFAULT_DATASET)
     with pytest.raises(DatasetUnavailable) as info:
         held.cell("angry", "sad")
@@ -156,7 +156,7 @@ def test_unreachable_hub_says_why(predictor, monkeypatch):
 
 def test_a_space_reads_the_hub_copy(monkeypatch, tmp_path):
     monkeypatch.delenv("FER_DATASET", raising=False)
-    monkeypatch.setattr("fer_demo.testset.LOCAL_DATASET", tmp_path / "no-local-copy")
+    monkeypatch.setattr("fer_demo.serving.testset.LOCAL_DATASET", tmp_path / "no-local-copy")
     assert resolve_dataset(None) == DEFAULT_DATASET
 
 

@@ -9,13 +9,13 @@ import pytest
 from gradio.data_classes import ImageData
 from PIL import Image
 
-from fer_demo.faces import MAX_FACES
-from fer_demo.images import ImageLoadError, load_image
-from fer_demo.labels import FER_LABELS
-from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
-from fer_demo.predictor import Predictor
-from fer_demo.testset import HeldOutSet
-from fer_demo.transforms import TTA
+from fer_demo.vision.faces import MAX_FACES
+from fer_demo.vision.images import ImageLoadError, load_image
+from fer_demo.core.labels import FER_LABELS
+from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT
+from fer_demo.serving.predictor import Predictor
+from fer_demo.serving.testset import HeldOutSet
+from fer_demo.core.transforms import TTA
 from fer_demo.ui import build_app
 from fer_demo.ui.common import bind, errors_as_gr_error, example_files, photo_input
 from fer_demo.ui.model_card import card_images, link_card_images

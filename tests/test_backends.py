@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.backends import DIGEST_KEY, INT8_FILE, open_int8
-from fer_demo.predictor import Predictor
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.backends import DIGEST_KEY, INT8_FILE, open_int8
+from fer_demo.serving.predictor import Predictor
 
 SHIPPED = ckpt.SHIPPED_CHECKPOINT
 needs_int8 = pytest.mark.skipif(not (SHIPPED / INT8_FILE).is_file(), reason=f"no shipped {INT8_FILE}")

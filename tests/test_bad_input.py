@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_demo.detectors import open_detector
-from fer_demo.faces import MAX_FACES, MAX_FACES_CLASSIFIED
-from fer_demo.images import load_image
-from fer_demo.labels import FER_LABELS
-from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.vision.detectors import open_detector
+from fer_demo.vision.faces import MAX_FACES, MAX_FACES_CLASSIFIED
+from fer_demo.vision.images import load_image
+from fer_demo.core.labels import FER_LABELS
+from fer_demo.core.paths import EXAMPLES_DIR
 from fer_demo.ui.explorer_tab import api_explain
 from fer_demo.ui.predict_tab import api_predict, label_frame
 

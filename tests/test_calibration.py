@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.backends import BACKENDS, reliability_name, report_name
-from fer_demo.calibration import TEMPERATURE_KEYS, calibrate, fit_temperature, temperature_for
-from fer_demo.labels import FER_LABELS
-from fer_demo.paths import EXAMPLES_DIR
-from fer_demo.predictor import Predictor
-from fer_demo.transforms import TTA, to_model_input
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.backends import BACKENDS, reliability_name, report_name
+from fer_demo.core.calibration import TEMPERATURE_KEYS, calibrate, fit_temperature, temperature_for
+from fer_demo.core.labels import FER_LABELS
+from fer_demo.core.paths import EXAMPLES_DIR
+from fer_demo.serving.predictor import Predictor
+from fer_demo.core.transforms import TTA, to_model_input
 
 from .support.predictions import uncalibrated
 

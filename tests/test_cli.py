@@ -12,7 +12,7 @@ from PIL import Image
 
 import fer_demo
 from fer_demo.cli import BAD_INPUT, main
-from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
+from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT
 
 PHOTOS = EXAMPLES_DIR / "photos"
 
@@ -63,8 +63,8 @@ def test_a_bad_photo_among_good_ones_is_reported_and_the_rest_are_labelled(capsy
 
 
 def test_video_writes_the_csv_and_the_annotated_clip(capsys, tmp_path):
-    from fer_demo.clips import h264_writer
-    from fer_demo.images import load_image
+    from fer_demo.vision.clips import h264_writer
+    from fer_demo.vision.images import load_image
 
     photo = load_image(PHOTOS / "astronaut.jpg").rgb[:400, :400]
     clip = tmp_path / "still.mp4"

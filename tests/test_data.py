@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from fer_demo.data import DataError, load_fer
-from fer_demo.labels import FER_LABELS
-from fer_demo.paths import LOCAL_DATASET
+from fer_demo.core.data import DataError, load_fer
+from fer_demo.core.labels import FER_LABELS
+from fer_demo.core.paths import LOCAL_DATASET
 
 from .support.fer_samples import (kaggle_rows, needs_fer2013, png_bytes, write_kaggle_csv, write_parquet_cells,
                                   write_parquet_split)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_demo.detectors import (DETECTORS, YuNetDetector, YuNetOpenCvDetector, decode_yunet, open_detector,
-                                yunet_blob)
-from fer_demo.faces import GEOMETRY, detector_crop
-from fer_demo.images import load_image
+from fer_demo.vision.detectors import (DETECTORS, YuNetDetector, YuNetOpenCvDetector, decode_yunet, open_detector,
+                                       yunet_blob)
+from fer_demo.vision.faces import GEOMETRY, detector_crop
+from fer_demo.vision.images import load_image
 from fer_demo_testing.photo_sets import face_counts, make_photos, negatives
 
 

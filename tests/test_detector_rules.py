@@ -1,4 +1,4 @@
-"""The detector's plausibility rules and focus rule (fer_demo/detectors.py), each against a case it removes and
+"""The detector's plausibility rules and focus rule (fer_demo/vision/detectors.py), each against a case it removes and
 the real face it keeps, and YuNet on real photos with no face in them (tests/negatives), beside face-like
 texture, with blurred people behind the subject, and on soft webcam frames."""
 
@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_demo.detectors import (EYE_SPAN, FOCUS_RATIO, FOCUS_SIDE, MIN_INSIDE, RULES, SMALL_FACE_FRACTION,
-                                SMALL_FACE_SCORE, SURE_SCORE, Box, Detection, FaceDetector, YuNetDetector,
-                                eye_span_plausible, failed_rules, focus, in_focus, inside_fraction,
-                                landmarks_in_order, mostly_inside, plausible, small_box_confident)
-from fer_demo.images import load_image
+from fer_demo.vision.detectors import (EYE_SPAN, FOCUS_RATIO, FOCUS_SIDE, MIN_INSIDE, RULES, SMALL_FACE_FRACTION,
+                                       SMALL_FACE_SCORE, SURE_SCORE, Box, Detection, FaceDetector, YuNetDetector,
+                                       eye_span_plausible, failed_rules, focus, in_focus, inside_fraction,
+                                       landmarks_in_order, mostly_inside, plausible, small_box_confident)
+from fer_demo.vision.images import load_image
 from fer_demo_testing.browser import WEBCAM_SIZE, webcam_frames
 from fer_demo_testing.photo_sets import (CANVAS, face_counts, faces_hit, load_textures, make_photos, negatives,
                                          soften, views)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from fer_demo.paths import REPO_ROOT
+from fer_demo.core.paths import REPO_ROOT
 
 DOCS = ["README.md", "MODEL_CARD.md", "CHANGELOG.md", *sorted(p.relative_to(REPO_ROOT).as_posix()
                                                               for p in (REPO_ROOT / "docs").glob("*.md"))]

@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 
-from fer_demo.evaluation import classification_metrics, expected_calibration_error
-from fer_demo.labels import FACE_SIZE, FER_LABELS, NUM_CLASSES
-from fer_demo.model import create_fer_model
-from fer_demo.paths import LOCAL_DATASET
-from fer_demo.inference import predict_probs
-from fer_demo.transforms import FER_MEAN, FER_STD
+from fer_demo.core.evaluation import classification_metrics, expected_calibration_error
+from fer_demo.core.labels import FACE_SIZE, FER_LABELS, NUM_CLASSES
+from fer_demo.core.model import create_fer_model
+from fer_demo.core.paths import LOCAL_DATASET
+from fer_demo.core.inference import predict_probs
+from fer_demo.core.transforms import FER_MEAN, FER_STD
 from train.evaluate import main as evaluate_main
 
 from .support.fer_samples import kaggle_rows, write_kaggle_csv, write_parquet_split

@@ -11,8 +11,8 @@ import time
 import pytest
 import torch
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.paths import LOCAL_DATASET, REPO_ROOT
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.paths import LOCAL_DATASET, REPO_ROOT
 from train.train import main as train_main
 
 from .support.fer_samples import needs_fer2013
@@ -49,7 +49,7 @@ def test_kill_9_mid_epoch_leaves_the_last_epochs_checkpoint_and_resume_finishes_
 
 @pytest.fixture(scope="module")
 def good_checkpoint(tmp_path_factory):
-    from fer_demo.model import create_fer_model
+    from fer_demo.core.model import create_fer_model
 
     folder = tmp_path_factory.mktemp("ckpt") / "good"
     config = {"arch": "resnet18", "stem": "s2", "input_size": 48, "mean": 0.5, "std": 0.3,
@@ -96,7 +96,7 @@ def test_foreign_checkpoint_gives_a_clear_error(good_checkpoint, tmp_path):
 
 
 def test_a_config_from_make_config_loads_back_as_written(tmp_path):
-    from fer_demo.model import create_fer_model
+    from fer_demo.core.model import create_fer_model
 
     config = ckpt.make_config("resnet18", "s2", 48, dataset="x", metrics={"accuracy": 0.5}, epoch=1)
     assert set(ckpt.MODEL_KEYS) <= config.keys() and config["format"] == ckpt.FORMAT

@@ -2,8 +2,8 @@ import pytest
 
 import numpy as np
 
-from fer_demo.labels import (FER_LABELS, PROB_DIGITS, LabelError, canonical_label, fer_index_map, label_probs,
-                             rounded_label_probs)
+from fer_demo.core.labels import (FER_LABELS, PROB_DIGITS, LabelError, canonical_label, fer_index_map, label_probs,
+                                  rounded_label_probs)
 
 
 def test_fer_order_maps_to_itself():

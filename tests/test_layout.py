@@ -5,10 +5,10 @@ import re
 import subprocess
 import sys
 
-from fer_demo.paths import REPO_ROOT
+from fer_demo.core.paths import REPO_ROOT
 
 TRAINING = tuple(f"train.{p.stem}" for p in sorted((REPO_ROOT / "train").glob("*.py")) if p.stem != "__init__")
-APP_ONLY = ("cv2", "fer_demo.detectors")
+APP_ONLY = ("cv2", "fer_demo.vision.detectors")
 
 
 def test_training_imports_neither_opencv_nor_the_detectors():
@@ -63,3 +63,66 @@ def test_importing_fer_demo_is_cheap():
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip() == "[]"
+
+
+# The package's stages, lowest first: each imports only its own stage and the ones below it. The folder a module
+# lives in names its stage; the top of the package (the lazy public API, the CLI, the server) sits above them all.
+STAGES = ("core", "vision", "serving", "ui", "top")
+TOP_MODULES = {"__init__", "__main__", "cli", "serve"}
+
+
+def _stage(dotted: str) -> str:
+    """fer_demo.vision.faces -> vision; fer_demo, fer_demo.cli -> top."""
+    parts = dotted.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in STAGES else "top"
+
+
+def _package_imports(path) -> set[str]:
+    """The fer_demo modules a file imports, relative imports resolved (`from ..core import checkpoint` is
+    fer_demo.core.checkpoint), wherever the import sits (module level or inside a function)."""
+    import ast
+
+    module = ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts)
+    package = module.split(".")[:-1]  # fer_demo.core for fer_demo/core/labels.py and fer_demo/core/__init__.py
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "fer_demo"}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + (node.module.split(".") if node.module else []))
+            if target.split(".")[0] != "fer_demo":
+                continue
+            # `from ..core import checkpoint` names a module of core; `from .labels import X` names labels.
+            found |= {f"{target}.{a.name}" if _is_module(f"{target}.{a.name}") else target for a in node.names}
+    return found
+
+
+def _is_module(dotted: str) -> bool:
+    path = REPO_ROOT.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _stage_violations() -> dict[str, list[str]]:
+    bad = {}
+    for path in _tracked("fer_demo/*.py"):
+        rel = path.relative_to(REPO_ROOT)
+        own = _stage(".".join(rel.with_suffix("").parts))
+        above = sorted(m for m in _package_imports(path) if STAGES.index(_stage(m)) > STAGES.index(own))
+        if above:
+            bad[str(rel)] = above
+    return bad
+
+
+def test_each_stage_imports_only_the_stages_below_it():
+    """core < vision < serving < ui < the top (fer_demo/__init__, __main__, cli, serve)."""
+    assert _stage_violations() == {}
+
+
+def test_every_module_sits_in_a_stage():
+    """The tree shows the stages: no flat module at the top but the public API, the CLI and the server."""
+    flat = {p.stem for p in _tracked("fer_demo/*.py") if p.parent == REPO_ROOT / "fer_demo"}
+    assert flat == TOP_MODULES
+    folders = {p.relative_to(REPO_ROOT / "fer_demo").parts[0] for p in _tracked("fer_demo/*.py")
+               if p.parent != REPO_ROOT / "fer_demo"}
+    assert folders == set(STAGES) - {"top"}

@@ -9,7 +9,7 @@ import base64
 
 import pytest
 
-from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.core.paths import EXAMPLES_DIR
 from fer_demo.serve import MCP_ENV, parse_args
 
 PUBLIC = {"predict", "explain", "confusion", "test_report", "video"}  # /predict ... as the API page lists them
@@ -20,6 +20,16 @@ def test_mcp_is_off_unless_asked(monkeypatch):
     assert parse_args([]).mcp is False and parse_args(["--mcp"]).mcp is True
     monkeypatch.setenv(MCP_ENV, "1")
     assert parse_args([]).mcp is True
+
+
+def _client(url: str, work):
+    """Runs an MCP client session to its end on a thread of its own: under xdist, the worker that ran the browser
+    tests keeps the session Chromium's Playwright event loop running on its main thread, where asyncio.run
+    refuses to start another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _session(url, work)).result()
 
 
 async def _session(url: str, work):
@@ -48,7 +58,7 @@ def mcp_app(tmp_path_factory):
 def test_an_mcp_client_lists_the_endpoints_as_tools_described_by_their_docstrings(mcp_app):
     from gradio_client import Client
 
-    tools = {t.name: t for t in asyncio.run(_session(mcp_app, lambda s: s.list_tools())).tools}
+    tools = {t.name: t for t in _client(mcp_app, lambda s: s.list_tools()).tools}
     api = Client(mcp_app, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {name.lstrip("/") for name in api} >= PUBLIC
     assert set(tools) == {name.lstrip("/") for name in api}, "one tool per public endpoint, named as it is"
@@ -67,7 +77,7 @@ def test_an_mcp_client_calls_predict(mcp_app):
     async def call(session):
         return await session.call_tool("predict", {"photo": photo, "whole_image": False, "tta": False})
 
-    result = asyncio.run(_session(mcp_app, call))
+    result = _client(mcp_app, call)
     assert not result.isError, result.content
     (text,) = [c.text for c in result.content]  # one output: the JSON answer, without the tab's gr.State
     answer = ast.literal_eval(text)  # Gradio's MCP server sends a dict as Python's str() of it

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
+from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT
 
 pytestmark = pytest.mark.slow  # a wheel built and installed into a fresh venv
 PHOTO = EXAMPLES_DIR / "photos" / "group_collage.jpg"
@@ -112,12 +112,15 @@ def test_the_wheel_holds_the_package_model_and_detector_and_no_helpers(installed
                   "fer-resnet18/test_report.json", "fer-resnet18/test_predictions.onnx-int8.json",
                   "yunet/face_detection_yunet_2026may.onnx", "yunet/LICENSE"):
         assert f"fer_demo/assets/{asset}" in names, asset
+    modules = [p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "fer_demo").rglob("*.py")]
+    assert "fer_demo/serving/predictor.py" in modules
+    assert [m for m in modules if m not in names] == []  # the stage subpackages (core/, vision/, ...) included
     assert not [n for n in names if "__pycache__" in n or n.startswith(("fer_demo_testing", "train", "tests"))]
 
 
 def test_installed_outside_the_clone_it_labels_a_photo_and_reads_nothing_of_the_clone(installed, tmp_path):
     log = tmp_path / "audit.jsonl"
-    code = ("import json, fer_demo, fer_demo.paths as p; a = fer_demo.predict('group_collage.jpg'); "
+    code = ("import json, fer_demo, fer_demo.core.paths as p; a = fer_demo.predict('group_collage.jpg'); "
             "print(json.dumps({'faces': a['faces'], 'backend': a['backend'], 'detector': a['detector'], "
             "'files': [fer_demo.__file__, str(p.SHIPPED_CHECKPOINT), str(p.YUNET_FILE)]}))")
     api = json.loads(_run(installed, [str(installed["python"]), "-c", code], log))

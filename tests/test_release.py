@@ -56,7 +56,7 @@ def test_ablations_and_the_costlier_release_run_fit_the_250_epoch_budget():
 
 def _run_folder(root, name: str, epoch: int, epochs: int, accuracy: float):
     """A run folder as a GPU machine hands it back: configs and the log, no weights or training state."""
-    from fer_demo import checkpoint as ckpt
+    from fer_demo.core import checkpoint as ckpt
 
     folder = root / name
     for sub, config in (("last", {"epoch": epoch, "train_args": {"epochs": epochs}}),
@@ -97,7 +97,7 @@ def test_train_only_stops_before_packaging_and_a_later_call_packages(tmp_path, m
 
 
 def test_the_shipped_files_validation_rescore_replaces_the_training_figure_within_tolerance(tmp_path):
-    from fer_demo import checkpoint as ckpt
+    from fer_demo.core import checkpoint as ckpt
     from train.release import RESCORE_TOLERANCE, record_rescore
 
     chosen = {"accuracy": 0.6982, "macro_f1": 0.67, "ece": 0.07, "n": 3589, "split": "validation", "epoch": 65}

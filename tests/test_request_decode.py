@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from fer_demo.images import load_image
+from fer_demo.vision.images import load_image
 
 
 def _jpeg(tmp_path, size):

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.backends import BACKENDS, report_name
-from fer_demo.labels import FER_LABELS
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.backends import BACKENDS, report_name
+from fer_demo.core.labels import FER_LABELS
 from train.release import RESCORE_TOLERANCE
 
 SHIPPED = ckpt.SHIPPED_CHECKPOINT

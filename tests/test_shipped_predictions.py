@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.backends import BACKENDS, predictions_name, report_name
-from fer_demo.inference import predict_probs
-from fer_demo.labels import NUM_CLASSES
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.backends import BACKENDS, predictions_name, report_name
+from fer_demo.core.inference import predict_probs
+from fer_demo.core.labels import NUM_CLASSES
 from train.report import PREDICTION_DIGITS
 
 from .support.predictions import counted_figures, recounted

@@ -8,8 +8,8 @@ import hashlib
 
 import pytest
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.backends import INT8_FILE, report_name
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.backends import INT8_FILE, report_name
 
 
 def _digests(folder) -> dict[str, str]:
@@ -18,7 +18,7 @@ def _digests(folder) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_evaluate_quantize_and_export_leave_the_shipped_files_unchanged(fer2013, tmp_path, monkeypatch):
-    from fer_demo.predictor import Predictor
+    from fer_demo.serving.predictor import Predictor
     from train import evaluate, export, quantize
 
     shipped = ckpt.SHIPPED_CHECKPOINT

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from fer_demo.backends import BACKENDS, INT8_FILE, predictions_name, report_name
-from fer_demo.checkpoint import MODEL_FILE, SHIPPED_CHECKPOINT
-from fer_demo.data import DEFAULT_DATASET
-from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT, YUNET_FILE
+from fer_demo.core.backends import BACKENDS, INT8_FILE, predictions_name, report_name
+from fer_demo.core.checkpoint import MODEL_FILE, SHIPPED_CHECKPOINT
+from fer_demo.core.data import DEFAULT_DATASET
+from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT, YUNET_FILE
 
 
 SPACE_KEYS = {"title", "emoji", "colorFrom", "colorTo", "sdk", "sdk_version", "app_file", "license", "datasets",
@@ -124,6 +124,10 @@ def test_dry_run_lists_the_app_model_and_detector(listing):
               _rel(EXAMPLES_DIR / "README.md"), *(_rel(SHIPPED_CHECKPOINT / name("test", backend))
                                                   for backend in BACKENDS for name in (report_name, predictions_name))]
     assert [path for path in needed if path not in listing] == []
+    # every module of the package, its stage folders (core/, vision/, serving/, ui/) included
+    modules = [_rel(p) for p in (REPO_ROOT / "fer_demo").rglob("*.py") if "__pycache__" not in p.parts]
+    assert "fer_demo/serving/predictor.py" in modules
+    assert [path for path in modules if path not in listing] == []
     assert listing[_rel(SHIPPED_CHECKPOINT / MODEL_FILE)] == (SHIPPED_CHECKPOINT / MODEL_FILE).stat().st_size
 
 

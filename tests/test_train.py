@@ -15,12 +15,12 @@ import timm
 import torch
 from safetensors.torch import load_file, save_file
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.evaluation import classification_metrics
-from fer_demo.paths import LOCAL_DATASET, REPO_ROOT
-from fer_demo.inference import predict_probs
-from fer_demo.model import create_fer_model
-from fer_demo.transforms import FER_MEAN, FER_STD
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.evaluation import classification_metrics
+from fer_demo.core.paths import LOCAL_DATASET, REPO_ROOT
+from fer_demo.core.inference import predict_probs
+from fer_demo.core.model import create_fer_model
+from fer_demo.core.transforms import FER_MEAN, FER_STD
 from train.train import PER_INVOCATION, parse_args, validate
 from train import train as train_module
 from train.train import main as train_main

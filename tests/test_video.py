@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_demo.clips import MAX_SECONDS, ClipError, probe, sample_times
-from fer_demo.detectors import Box
-from fer_demo.labels import FER_LABELS
-from fer_demo.paths import EXAMPLES_DIR
+from fer_demo.vision.clips import MAX_SECONDS, ClipError, probe, sample_times
+from fer_demo.vision.detectors import Box
+from fer_demo.core.labels import FER_LABELS
+from fer_demo.core.paths import EXAMPLES_DIR
 from fer_demo.ui.video_tab import api_video, render_video
-from fer_demo.tracking import MAX_GAP_SECONDS, Tracker
-from fer_demo.video import NoFaceError, analyze_clip, csv_fields, read_csv, timeline_figure
+from fer_demo.vision.tracking import MAX_GAP_SECONDS, Tracker
+from fer_demo.serving.video import NoFaceError, analyze_clip, csv_fields, read_csv, timeline_figure
 
 
 PHOTOS = EXAMPLES_DIR / "photos"
@@ -249,11 +249,11 @@ def test_a_clip_cut_short_after_its_index_is_analysed_up_to_the_cut(predictor, r
 
 
 def test_a_header_without_length_is_still_held_to_the_limit(predictor, tmp_path, monkeypatch):
-    import fer_demo.clips as clips
+    import fer_demo.vision.clips as clips
 
     long_clip = _too_long(None, tmp_path)
     info = clips.ClipInfo("The file 'long.mp4'", 1.0, 0, 64, 48)  # as if the header gave no frame count
-    monkeypatch.setattr("fer_demo.video.probe", lambda path: info)
+    monkeypatch.setattr("fer_demo.serving.video.probe", lambda path: info)
     with pytest.raises(ClipError, match="the limit is 60 s"):
         analyze_clip(predictor, long_clip, RATE, out_dir=tmp_path)
     assert probe(write_clip(tmp_path / "ok.mp4", [np.zeros((48, 64, 3), np.uint8)] * 60, fps=1,

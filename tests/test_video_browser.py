@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from fer_demo.clips import h264_writer
+from fer_demo.vision.clips import h264_writer
 
 from fer_demo_testing.browser import keep_screenshot
 from .test_video import FPS, RATE, SIZE, two_people
@@ -57,7 +57,7 @@ def test_upload_a_clip_and_see_the_people_followed(page, tmp_path):
 def test_a_photo_renamed_mp4_gets_a_message_in_the_page(page, tmp_path):
     from PIL import Image
 
-    from fer_demo.paths import EXAMPLES_DIR
+    from fer_demo.core.paths import EXAMPLES_DIR
 
     photo = tmp_path / "photo.mp4"
     Image.open(EXAMPLES_DIR / "photos" / "astronaut.jpg").save(photo, format="PNG")

@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_demo.drawing import PALETTE
-from fer_demo.inference import amp_dtype
-from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
+from fer_demo.vision.drawing import PALETTE
+from fer_demo.core.inference import amp_dtype
+from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT
 
 from fer_demo_testing.browser import ARTIFACTS, require_browser
 from tools.serve_web import ISOLATION_HEADERS, make_server
@@ -62,8 +62,8 @@ WEBCAM_WINDOW_S = 1.5  # seconds of webcam frames watched, with and without the 
 def _build():
     """web/dist as `make web` leaves it (export the models, npm ci, bundle), rebuilt when missing or made from
     other weights or another temperature than the shipped checkpoint's."""
-    from fer_demo.backends import weights_digest
-    from fer_demo.checkpoint import SHIPPED_CHECKPOINT, read_config
+    from fer_demo.core.backends import weights_digest
+    from fer_demo.core.checkpoint import SHIPPED_CHECKPOINT, read_config
 
     config = DIST / "models" / "web_config.json"
     web = json.loads(config.read_text()) if config.is_file() else {}
@@ -144,7 +144,7 @@ def _stop_webcam(page):
 def reference():
     """The Python app's answers with TTA off: "page", the backend that runs the page's classifier (the int8 ONNX
     copy, or the fp32 PyTorch model when the page got fp32), and the app's default backend."""
-    from fer_demo.predictor import Predictor
+    from fer_demo.serving.predictor import Predictor
 
     int8 = json.loads((DIST / "models" / "web_config.json").read_text()).get("precision") == "int8"
     return {"page": Predictor(tta="none", backend="onnx-int8" if int8 else "torch"), "app": Predictor(tta="none")}
@@ -188,8 +188,8 @@ def test_the_page_names_its_classifier_and_an_int8_one_is_the_checkpoints_file(p
     int8 one is model.int8.onnx itself, input renamed and the layer4 maps added as an output."""
     import onnxruntime as ort
 
-    from fer_demo.backends import open_int8
-    from fer_demo.checkpoint import SHIPPED_CHECKPOINT
+    from fer_demo.core.backends import open_int8
+    from fer_demo.core.checkpoint import SHIPPED_CHECKPOINT
 
     config = json.loads((web_dist / "models" / "web_config.json").read_text())
     assert f"{config['precision']} classifier" in page.inner_text("#backend")
@@ -216,12 +216,12 @@ console.log(JSON.stringify(faces));
 
 def test_the_pages_crop_code_cuts_the_apps_crops_to_the_gray_level(tmp_path):
     """Given the app's decoded photo and crop squares, web/src/crop.js (gray, OpenCV's INTER_AREA shrink and
-    fixed-point warpAffine, run by Node: V8, as in Chromium) gives the app's 48x48 faces (fer_demo/faces.py):
+    fixed-point warpAffine, run by Node: V8, as in Chromium) gives the app's 48x48 faces (fer_demo/vision/faces.py):
     on every face of the test photos all but a few pixels equal, none off by more than 2 (a last-bit difference
     in a matrix's cos/sin can move a sample to the next 1/32-px step). The int8 classifier needs this."""
-    from fer_demo.faces import detector_crop, extract
-    from fer_demo.images import load_image
-    from fer_demo.predictor import Predictor
+    from fer_demo.vision.faces import detector_crop, extract
+    from fer_demo.vision.images import load_image
+    from fer_demo.serving.predictor import Predictor
 
     if shutil.which("node") is None:
         if os.environ.get("FER_REQUIRE_BROWSER") == "1":
@@ -420,10 +420,10 @@ def test_the_page_stays_responsive_while_a_photo_is_analysed(page):
 def test_page_states_privacy_layer_and_model_card(page, predictor):
     """The CAM's stage (the last) and its map size, the app's default stage beside it, and the shipped test
     accuracy (no TTA), as the Python side has them."""
-    from fer_demo.backends import report_name
-    from fer_demo.checkpoint import SHIPPED_CHECKPOINT
-    from fer_demo.cams import default_layer
-    from fer_demo.model import CAM_LAYERS
+    from fer_demo.core.backends import report_name
+    from fer_demo.core.checkpoint import SHIPPED_CHECKPOINT
+    from fer_demo.serving.cams import default_layer
+    from fer_demo.core.model import CAM_LAYERS
 
     sizes, last, app = predictor.map_sizes, CAM_LAYERS[-1], default_layer(predictor.map_sizes)
     accuracy = json.loads((SHIPPED_CHECKPOINT / report_name("test", "torch")).read_text())["no_tta"]["accuracy"]

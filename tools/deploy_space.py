@@ -29,12 +29,13 @@ from pathlib import Path
 from huggingface_hub import HfApi
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
-from fer_demo.paths import REPO_ROOT
+from fer_demo.core.paths import REPO_ROOT
 from tools.serve_web import ISOLATION_HEADERS
 
 # The app, its package, the shipped model, the face detector with its licence, the examples it offers,
 # the model card it shows, and the Space's README (front matter), requirements and licence.
-# Patterns as upload_folder reads them: fnmatch on paths relative to the repo, `*` crossing `/`.
+# Patterns as upload_folder reads them: fnmatch on paths relative to the repo, `*` crossing `/` (so `fer_demo/*.py`
+# takes the stage folders core/, vision/, serving/ and ui/ too, and no fer_demo_testing/).
 ALLOW_PATTERNS = ["app.py", "README.md", "MODEL_CARD.md", "LICENSE", "requirements.txt", "fer_demo/*.py",
                   "fer_demo/assets/*", "examples/*"]
 IGNORE_PATTERNS = [".*", "*/.*", "*__pycache__*", "*.pyc", "examples/*.py"]

@@ -32,18 +32,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.backends import DIGEST_KEY, INT8_FILE, weights_digest
-from fer_demo.calibration import temperature_for
-from fer_demo.cams import default_layer
-from fer_demo.detectors import (DETECT_SIDE, FOCUS_RATIO, FOCUS_SIDE, MIN_FACE_FRACTION, MIN_FACE_PIXELS, YUNET_NMS,
-                                YUNET_SCORE, YUNET_STRIDES, YUNET_TOP_K)
-from fer_demo.drawing import PALETTE
-from fer_demo.faces import GEOMETRY, MAX_FACES, MAX_FACES_CLASSIFIED, SMALL_IMAGE_SIDE
-from fer_demo.images import MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE
-from fer_demo.model import stage_map_sizes
-from fer_demo.transforms import NO_TTA
-from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT, YUNET_FILE
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.backends import DIGEST_KEY, INT8_FILE, weights_digest
+from fer_demo.core.calibration import temperature_for
+from fer_demo.serving.cams import default_layer
+from fer_demo.vision.detectors import (DETECT_SIDE, FOCUS_RATIO, FOCUS_SIDE, MIN_FACE_FRACTION, MIN_FACE_PIXELS,
+                                       YUNET_NMS, YUNET_SCORE, YUNET_STRIDES, YUNET_TOP_K)
+from fer_demo.vision.drawing import PALETTE
+from fer_demo.vision.faces import GEOMETRY, MAX_FACES, MAX_FACES_CLASSIFIED, SMALL_IMAGE_SIDE
+from fer_demo.vision.images import MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE
+from fer_demo.core.model import stage_map_sizes
+from fer_demo.core.transforms import NO_TTA
+from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT, YUNET_FILE
 
 DEFAULT_OUT = REPO_ROOT / "web" / "models"
 CAM_LAYER = "layer4"
@@ -157,7 +157,8 @@ def export(checkpoint: Path, out: Path, yunet: Path = YUNET_FILE, opset: int = 1
         "map_sizes": map_sizes,
         "fc_weight": [[float(v) for v in row] for row in fc.weight.detach().float().numpy()],
         "fc_bias": [float(v) for v in fc.bias.detach().float().numpy()],
-        # the page classifies one view: its probabilities are softmax(logits / T), as the app's (calibration.py)
+        # the page classifies one view: its probabilities are softmax(logits / T), as the app's
+        # (fer_demo/core/calibration.py)
         "temperature": temperature_for(config, NO_TTA),
         "detector": {"side": DETECT_SIDE, "webcam_side": WEBCAM_DETECT_SIDE, "score": YUNET_SCORE, "nms": YUNET_NMS,
                      "top_k": YUNET_TOP_K, "min_face_fraction": MIN_FACE_FRACTION, "min_face_pixels": MIN_FACE_PIXELS,
@@ -181,7 +182,7 @@ def example_faces(config: dict) -> torch.Tensor:
     """The example faces (examples/fer2013), normalized as the model reads them."""
     from PIL import Image
 
-    from fer_demo.transforms import to_model_input
+    from fer_demo.core.transforms import to_model_input
 
     faces = [np.asarray(Image.open(p).convert("L")) for p in sorted((EXAMPLES_DIR / "fer2013").glob("*.png"))]
     faces = faces or [np.full((48, 48), 128, np.uint8)]

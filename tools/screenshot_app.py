@@ -11,7 +11,7 @@ import io
 import sys
 from pathlib import Path
 
-from fer_demo.paths import EXAMPLES_DIR, REPO_ROOT
+from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT
 from fer_demo_testing.browser import browser_missing, chromium_browser, open_app_page
 from fer_demo_testing.local_app import LaunchError, launched_app
 

@@ -2,7 +2,7 @@
 
     python -m train.calibrate CHECKPOINT [--dataset X] [--revision R] [--limit N]
 
-One temperature per view set (fer_demo.calibration.TEMPERATURE_KEYS: one view, the face and its mirror, the
+One temperature per view set (fer_demo.core.calibration.TEMPERATURE_KEYS: one view, the face and its mirror, the
 app's 10 views), each minimizing the validation NLL of the PyTorch model's view-averaged probabilities.
 Only the validation split (PublicTest) is read; the test split plays no part. The predicted classes do not
 change, so neither do accuracy and the reports' confusion matrices; score the checkpoint again
@@ -18,11 +18,11 @@ import sys
 
 from tqdm import tqdm
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.calibration import TEMPERATURE_KEYS, fit_temperature, nll
-from fer_demo.data import DEFAULT_DATASET, DataError, load_fer
-from fer_demo.inference import log_mean_views, predict_view_log_probs
-from fer_demo.transforms import FULL_TTA, view_subset
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.calibration import TEMPERATURE_KEYS, fit_temperature, nll
+from fer_demo.core.data import DEFAULT_DATASET, DataError, load_fer
+from fer_demo.core.inference import log_mean_views, predict_view_log_probs
+from fer_demo.core.transforms import FULL_TTA, view_subset
 
 from .evaluate import face_count
 

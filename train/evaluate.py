@@ -17,9 +17,9 @@ import sys
 
 from tqdm import tqdm
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.backends import BACKENDS
-from fer_demo.data import DEFAULT_DATASET, DataError
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.backends import BACKENDS
+from fer_demo.core.data import DEFAULT_DATASET, DataError
 
 from .outputs import default_out
 from .report import evaluate_and_report, summary_line

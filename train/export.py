@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from fer_demo import checkpoint as ckpt
+from fer_demo.core import checkpoint as ckpt
 
 from .outputs import default_out
 

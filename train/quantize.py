@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.backends import DIGEST_KEY, INT8_FILE, weights_digest
-from fer_demo.data import DEFAULT_DATASET, DataError, load_fer
-from fer_demo.transforms import to_model_input
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.backends import DIGEST_KEY, INT8_FILE, weights_digest
+from fer_demo.core.data import DEFAULT_DATASET, DataError, load_fer
+from fer_demo.core.transforms import to_model_input
 
 from .outputs import default_out
 
@@ -82,7 +82,7 @@ def write_int8(folder: str | Path, faces: torch.Tensor, reduce_range: bool = Tru
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range)
         proto = onnx.load(str(int8))
         onnx.helper.set_model_props(proto, {DIGEST_KEY: weights_digest(folder), "fer_demo.calibration_faces":
-                                            str(len(faces)), "fer_demo.labels": ",".join(config["labels"])})
+                                            str(len(faces)), "fer_demo.core.labels": ",".join(config["labels"])})
     out = Path(out or folder)
     staged = out / f".{INT8_FILE}.tmp"  # written beside it, then renamed: never a half-written model
     try:

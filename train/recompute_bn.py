@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import update_bn
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.data import DEFAULT_DATASET, DataError, load_fer
-from fer_demo.evaluation import classification_metrics
-from fer_demo.inference import predict_probs
-from fer_demo.transforms import to_model_input
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.data import DEFAULT_DATASET, DataError, load_fer
+from fer_demo.core.evaluation import classification_metrics
+from fer_demo.core.inference import predict_probs
+from fer_demo.core.transforms import to_model_input
 
 BATCH = 256
 CARRIED = ("*.jsonl", "*curves.png")  # training logs that stay true for the repaired weights

@@ -41,9 +41,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.backends import report_name
-from fer_demo.paths import LOCAL_DATASET
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.backends import report_name
+from fer_demo.core.paths import LOCAL_DATASET
 
 from . import calibrate, evaluate, export, quantize
 from . import train as trainer

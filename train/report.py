@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.backends import backend_suffix, load_classifier, predictions_name, reliability_name, report_name
-from fer_demo.data import load_fer
-from fer_demo.calibration import calibrate, temperature_for
-from fer_demo.evaluation import classification_metrics
-from fer_demo.inference import log_mean_views, predict_view_log_probs
-from fer_demo.transforms import FULL_TTA, NO_TTA, view_subset
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.backends import backend_suffix, load_classifier, predictions_name, reliability_name, report_name
+from fer_demo.core.data import load_fer
+from fer_demo.core.calibration import calibrate, temperature_for
+from fer_demo.core.evaluation import classification_metrics
+from fer_demo.core.inference import log_mean_views, predict_view_log_probs
+from fer_demo.core.transforms import FULL_TTA, NO_TTA, view_subset
 
 MODE_TTA = {"no_tta": False, "tta": True}  # a report's modes and the evaluator's TTA switch for each
 # What a report keeps of the raw (temperature 1) probabilities beside the calibrated figures

@@ -36,13 +36,13 @@ from timm.optim import create_optimizer_v2
 from timm.utils import ModelEmaV3
 from tqdm import tqdm
 
-from fer_demo import checkpoint as ckpt
-from fer_demo.data import DEFAULT_DATASET, DataError, FaceSplit, dataset_revision, fer_splits, load_raw
-from fer_demo.evaluation import classification_metrics
-from fer_demo.inference import AMP_MODES, amp_dtype, autocast_for, predict_probs
-from fer_demo.labels import FACE_SIZE, NUM_CLASSES
-from fer_demo.model import STEMS, create_fer_model
-from fer_demo.transforms import FER_MEAN, FER_STD, to_model_input
+from fer_demo.core import checkpoint as ckpt
+from fer_demo.core.data import DEFAULT_DATASET, DataError, FaceSplit, dataset_revision, fer_splits, load_raw
+from fer_demo.core.evaluation import classification_metrics
+from fer_demo.core.inference import AMP_MODES, amp_dtype, autocast_for, predict_probs
+from fer_demo.core.labels import FACE_SIZE, NUM_CLASSES
+from fer_demo.core.model import STEMS, create_fer_model
+from fer_demo.core.transforms import FER_MEAN, FER_STD, to_model_input
 
 from .augment import AugmentConfig, augment_batch
 from .report import evaluate_and_report, plot_curves

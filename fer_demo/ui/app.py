@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..predictor import Predictor
-from ..testset import HeldOutSet
+from ..serving.predictor import Predictor
+from ..serving.testset import HeldOutSet
 from .common import bind
 from .explorer_tab import build_explorer_tab
 from .model_card import model_card_markdown

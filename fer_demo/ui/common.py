@@ -8,9 +8,9 @@ import traceback
 
 import gradio as gr
 
-from ..checkpoint import CheckpointError
-from ..paths import EXAMPLES_DIR
-from ..testset import DatasetUnavailable
+from ..core.checkpoint import CheckpointError
+from ..core.paths import EXAMPLES_DIR
+from ..serving.testset import DatasetUnavailable
 
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from ..drawing import enlarge, overlay
-from ..cams import DEFAULT_METHOD, FAITHFULNESS_NOTE, METHOD_HINT, METHODS, SLOW_METHODS, default_layer
-from ..labels import NUM_CLASSES
-from ..model import CAM_LAYERS
-from ..predictor import Predictor
-from ..testset import HeldOutSet
+from ..vision.drawing import enlarge, overlay
+from ..serving.cams import DEFAULT_METHOD, FAITHFULNESS_NOTE, METHOD_HINT, METHODS, SLOW_METHODS, default_layer
+from ..core.labels import NUM_CLASSES
+from ..core.model import CAM_LAYERS
+from ..serving.predictor import Predictor
+from ..serving.testset import HeldOutSet
 from .common import bind, errors_as_gr_error, example_files, photo_input
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..paths import MODEL_CARD, REPO_ROOT
-from ..predictor import Predictor
-from ..testset import HeldOutSet
+from ..core.paths import MODEL_CARD, REPO_ROOT
+from ..serving.predictor import Predictor
+from ..serving.testset import HeldOutSet
 
 
 _IMAGE_LINK = re.compile(r'(!\[[^\]]*\]\()\s*([^)\s]+)((?:\s+"[^"]*")?\s*\))')

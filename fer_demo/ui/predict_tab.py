@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ..drawing import enlarge, overlay
-from ..cams import DEFAULT_METHOD, default_layer
-from ..faces import MAX_FACES
-from ..images import MAX_FILE_BYTES, MAX_SIDE, ImageLoadError, describe_bytes, load_image
-from ..labels import FACE_SIZE, NUM_CLASSES, label_probs
-from ..pictures import face_cams, labelled, photo_with_cams
-from ..predictor import Analysis, Predictor
-from ..transforms import NO_TTA, TTA
+from ..vision.drawing import enlarge, overlay
+from ..serving.cams import DEFAULT_METHOD, default_layer
+from ..vision.faces import MAX_FACES
+from ..vision.images import MAX_FILE_BYTES, MAX_SIDE, ImageLoadError, describe_bytes, load_image
+from ..core.labels import FACE_SIZE, NUM_CLASSES, label_probs
+from ..serving.pictures import face_cams, labelled, photo_with_cams
+from ..serving.predictor import Analysis, Predictor
+from ..core.transforms import NO_TTA, TTA
 from .common import bind, errors_as_gr_error, example_files, photo_input
 
 FACES_PER_ROW = 3

@@ -6,10 +6,10 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from ..drawing import enlarge, overlay
-from ..cams import DEFAULT_METHOD, default_layer, top_class_cams
-from ..predictor import Predictor
-from ..testset import MODES, NO_TTA_MODE, SUMMARY_HEADERS, DatasetUnavailable, HeldOutSet
+from ..vision.drawing import enlarge, overlay
+from ..serving.cams import DEFAULT_METHOD, default_layer, top_class_cams
+from ..serving.predictor import Predictor
+from ..serving.testset import MODES, NO_TTA_MODE, SUMMARY_HEADERS, DatasetUnavailable, HeldOutSet
 from .common import bind, errors_as_gr_error
 
 ROW_NORMALIZED, RAW_COUNTS = "row-normalized", "counts"

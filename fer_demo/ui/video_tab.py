@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..clips import ACCEPTED, MAX_SECONDS, ClipError
-from ..images import MAX_FILE_BYTES, describe_bytes
-from ..predictor import Predictor
-from ..tracking import MAX_GAP_SECONDS
+from ..vision.clips import ACCEPTED, MAX_SECONDS, ClipError
+from ..vision.images import MAX_FILE_BYTES, describe_bytes
+from ..serving.predictor import Predictor
+from ..vision.tracking import MAX_GAP_SECONDS
 from .common import bind, errors_as_gr_error
-from ..video import DEFAULT_RATE, MAX_RATE, MIN_RATE, analyze_clip, read_csv, timeline_figure
+from ..serving.video import DEFAULT_RATE, MAX_RATE, MIN_RATE, analyze_clip, read_csv, timeline_figure
 
 
 @errors_as_gr_error

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_demo.paths import LOCAL_DATASET  # the local copy every data test reads
+from fer_demo.core.paths import LOCAL_DATASET  # the local copy every data test reads
 
 KAGGLE_USAGE = {"train": "Training", "validation": "PublicTest", "test": "PrivateTest"}
 needs_fer2013 = pytest.mark.usefixtures("fer2013")  # conftest's fixture: require_fer2013 per test
@@ -43,7 +43,7 @@ class LocalFer2013:
     @property
     def raw(self):
         if self._raw is None:
-            from fer_demo.data import load_raw
+            from fer_demo.core.data import load_raw
 
             self._raw = load_raw(str(self.root))
         return self._raw
@@ -52,7 +52,7 @@ class LocalFer2013:
         """A `FaceSplit`: the whole split `name`, or its seeded random subset of `n` faces."""
         key = (name, n, seed)
         if key not in self._splits:
-            from fer_demo.data import fer_splits
+            from fer_demo.core.data import fer_splits
 
             self._splits[key] = fer_splits(self.raw, str(self.root), (name,), limits={name: n}, seed=seed,
                                            log=lambda *a: None)[name]
@@ -75,7 +75,7 @@ def png_bytes(face: np.ndarray) -> bytes:
 
 def write_parquet_split(folder: Path, split: str, images, labels, names: list[str]) -> Path:
     """Write a Hub-layout parquet split whose ClassLabel uses `names` (FER labels remapped by name)."""
-    from fer_demo.labels import FER_LABELS, canonical_label
+    from fer_demo.core.labels import FER_LABELS, canonical_label
 
     to_source = {FER_LABELS.index(canonical_label(n)): i for i, n in enumerate(names)}
     cells = [{"bytes": png_bytes(im), "path": f"{split}_{i}.png"} for i, im in enumerate(images)]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fer_demo.evaluation import classification_metrics
-from fer_demo.labels import NUM_CLASSES
+from fer_demo.core.evaluation import classification_metrics
+from fer_demo.core.labels import NUM_CLASSES
 
 # The figures that follow from the confusion matrix alone: a recount from the predicted classes gives them bit
 # for bit (ECE and NLL need the unrounded probabilities).
@@ -27,6 +27,6 @@ def recounted(record: dict, key: str) -> dict:
 
 
 def uncalibrated(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """The raw probabilities behind calibrated ones (fer_demo.calibration): proportional to them to the power T."""
+    """The raw probabilities behind calibrated ones (fer_demo.core.calibration): proportional to them to the power T."""
     raw = np.clip(probs.astype(np.float64), 1e-9, None) ** temperature
     return raw / raw.sum(-1, keepdims=True)

@@ -28,7 +28,7 @@ export class Classifier {
   }
 }
 
-// softmax(logits / temperature): fer_demo/calibration.py's calibrate for one view
+// softmax(logits / temperature): fer_demo/core/calibration.py's calibrate for one view
 export function softmax(logits, temperature = 1) {
   const m = Math.max(...logits);
   const e = Array.from(logits, (v) => Math.exp((v - m) / temperature));

@@ -1,4 +1,4 @@
-// FER2013-style face crops, the rule of fer_demo/faces.py: a square of side max(box) x scale around the box
+// FER2013-style face crops, the rule of fer_demo/vision/faces.py: a square of side max(box) x scale around the box
 // centre, turned so that YuNet's eye landmarks come out level, cut out with replicated edges, converted to
 // gray with PIL's luma, shrunk with area averaging when large, and warped to 48x48 with bilinear sampling.
 import { pyRound, resize } from './resample.js';
@@ -38,7 +38,7 @@ export function cropBounds(crop) {
 }
 
 // cv2.getRotationMatrix2D(centre, angle, size / side), then the centre moved to the middle of the crop, with
-// the same operations in the same order as OpenCV and faces.py, so that the doubles come out the same.
+// the same operations in the same order as OpenCV and fer_demo/vision/faces.py, so that the doubles come out the same.
 export function cropMatrix(crop, size) {
   const scale = size / crop.side,
     t = crop.angle * (Math.PI / 180);

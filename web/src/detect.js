@@ -1,4 +1,4 @@
-// Face detection with YuNet's ONNX file, decoded as OpenCV's cv2.FaceDetectorYN does (fer_demo/detectors.py):
+// Face detection with YuNet's ONNX file, decoded as OpenCV's cv2.FaceDetectorYN does (fer_demo/vision/detectors.py):
 // the photo is seen at `side` px on its longest side, padded to a multiple of 32, fed as BGR 0-255; each
 // stride (8, 16, 32) gives cls, obj, bbox and kps per cell; score = sqrt(cls * obj); boxes above the score
 // threshold go through NMS on integer rectangles; faces under the minimum size are dropped; the rest are
@@ -77,7 +77,7 @@ export function decode(out, padW, padH, s) {
     }
   }
   const keep = rows.length > 1 ? nms(rows, s.score, s.nms, s.top_k) : rows;
-  // detectors.py rounds the float box to whole pixels
+  // fer_demo/vision/detectors.py rounds the float box to whole pixels
   return keep.map((d) => ({
     box: { x: pyRound(d.raw[0]), y: pyRound(d.raw[1]), w: pyRound(d.raw[2]), h: pyRound(d.raw[3]) },
     score: d.score,

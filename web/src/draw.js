@@ -40,7 +40,7 @@ function camImage(map, n, opacity) {
 }
 
 // The photo, the faces' CAMs over it (when `cams`), and the numbered boxes with captions.
-// The box colours, in face order, are the app's (fer_demo/drawing.py PALETTE, through web_config.json).
+// The box colours, in face order, are the app's (fer_demo/vision/drawing.py PALETTE, through web_config.json).
 export function boxColor(palette, i) {
   return palette[i % palette.length];
 }

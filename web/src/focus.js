@@ -1,4 +1,4 @@
-// The focus rule, as fer_demo/detectors.py applies it (`focus`, `in_focus`; docs/detection.md): a box's focus is
+// The focus rule, as fer_demo/vision/detectors.py applies it (`focus`, `in_focus`; docs/detection.md): a box's focus is
 // the variance of the Laplacian of its part inside the photo, in gray (PIL's luma), area-resampled to a square of
 // `focus_side` px or of its own shorter side if shorter; a box under `focus_ratio` x the sharpest box's focus is a
 // blurred person, a crowd or painted scenery behind the subject, and gets no box. Settings: web_config.json.

@@ -1,4 +1,4 @@
-// Loading a photo safely, as fer_demo/images.py does: size limits checked from the file header before
+// Loading a photo safely, as fer_demo/vision/images.py does: size limits checked from the file header before
 // decoding, EXIF orientation honoured (the browser's decoder does it), pixel values as stored (no colour
 // profile conversion, as PIL reads them), transparency flattened onto white,
 // and photos over `maxSide` scaled down. Every failure throws an ImageLoadError whose message is shown as is.

@@ -5,7 +5,7 @@ it is done, and runs on the Predictor's private `cam_model` under
 `Predictor.cam_lock`: CAM calls on a shared model are not thread-safe (hooks,
 and AblationCAM swaps a layer of the model while it runs). Gradients are
 switched on explicitly, since a caller may sit inside `no_grad`/`inference_mode`.
-The pictures are drawn by drawing.py.
+The pictures are drawn by fer_demo/vision/drawing.py.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
 from pytorch_grad_cam.metrics.road import ROADCombined
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 
-from .faces import single_face
-from .images import ImageLoadError, load_image
-from .labels import PROB_DIGITS, rounded_label_probs
-from .model import CAM_LAYERS
+from ..vision.faces import single_face
+from ..vision.images import ImageLoadError, load_image
+from ..core.labels import PROB_DIGITS, rounded_label_probs
+from ..core.model import CAM_LAYERS
 from .predictor import Predictor
-from .transforms import to_model_input
+from ..core.transforms import to_model_input
 
 Progress = Callable[[float, str], None]  # (fraction done, what is running)
 

@@ -1,6 +1,6 @@
 """Expressions through a video clip: sample frames, find each face with the app's detector, follow it from frame
-to frame (tracking.py), classify it; write a CSV of every face in every sampled frame, the clip with numbered
-boxes (H.264, see clips.py) and a timeline of the seven probabilities per person.
+to frame (fer_demo/vision/tracking.py), classify it; write a CSV of every face in every sampled frame, the clip
+with numbered boxes (H.264, see fer_demo/vision/clips.py) and a timeline of the seven probabilities per person.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import cv2
 import numpy as np
 from matplotlib.figure import Figure
 
-from .clips import DURATION_SLACK, MAX_SECONDS, ClipError, ClipInfo, h264_writer, probe, sample_frames
-from .drawing import annotate
-from .labels import rounded_label_probs
+from ..vision.clips import DURATION_SLACK, MAX_SECONDS, ClipError, ClipInfo, h264_writer, probe, sample_frames
+from ..vision.drawing import annotate
+from ..core.labels import rounded_label_probs
 from .predictor import Predictor
-from .tracking import Tracker
-from .transforms import NO_TTA
+from ..vision.tracking import Tracker
+from ..core.transforms import NO_TTA
 
 VIDEO_TTA = NO_TTA  # one view per face: the 10 views of the Predict tab would cost ten forward passes a face
 CSV_DIGITS = 4  # decimals of a probability in the CSV

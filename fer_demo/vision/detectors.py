@@ -32,8 +32,8 @@ import cv2
 import numpy as np
 
 from .images import to_gray
-from .onnx_cpu import cpu_session
-from .paths import YUNET_FILE
+from ..core.onnx_cpu import cpu_session
+from ..core.paths import YUNET_FILE
 
 DETECT_SIDE = 640  # longest side of the copy a detector sees (larger finds more, slower: docs/detection.md)
 MIN_FACE_FRACTION = 0.04  # smallest face side, as a fraction of the detector copy's shorter side

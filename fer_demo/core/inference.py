@@ -84,7 +84,7 @@ def predict_view_log_probs(model, faces: torch.Tensor, config: dict, tta: bool |
     `model` is a torch module or any callable from input to logits with a `device`
     (backends.OnnxClassifier). The default batch of 128 faces, which evaluation and training use, ran
     faster on CPU than 512 (it stays in cache). `Predictor.classify` passes all of its faces as one batch
-    instead: a photo's faces, or the 512 at a time that the Test set tab (testset.py) hands it.
+    instead: a photo's faces, or the 512 at a time that the Test set tab (fer_demo/serving/testset.py) hands it.
     """
     device = getattr(model, "device", None) or next(model.parameters()).device
     with eval_mode(model):

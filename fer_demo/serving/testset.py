@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .backends import predictions_name, reliability_name, report_name
-from .data import DEFAULT_DATASET
-from .evaluation import confusion_matrix
-from .labels import NUM_CLASSES, PROB_DIGITS, rounded_label_probs
-from .paths import LOCAL_DATASET
+from ..core.backends import predictions_name, reliability_name, report_name
+from ..core.data import DEFAULT_DATASET
+from ..core.evaluation import confusion_matrix
+from ..core.labels import NUM_CLASSES, PROB_DIGITS, rounded_label_probs
+from ..core.paths import LOCAL_DATASET
 from .predictor import Predictor
-from .transforms import FULL_TTA, NO_TTA
+from ..core.transforms import FULL_TTA, NO_TTA
 
 NO_TTA_MODE = "no TTA"
 # The columns of the summary table: the report's figures per mode, with its temperature and the ECE before it
@@ -203,7 +203,7 @@ class HeldOutSet:
             if self._faces is None:
                 if self._error:
                     raise DatasetUnavailable(self._error)
-                from .data import load_fer
+                from ..core.data import load_fer
 
                 if progress:
                     progress(0.05, f"loading the test split of {self.dataset}")

@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint as ckpt
-from .backends import load_classifier
-from .detectors import DEFAULT_DETECTOR, DETECT_SIDE, Box, Detection, open_detector
-from .faces import (MAX_FACES, MAX_FACES_CLASSIFIED, Crop, detector_crop, extract, is_face_crop,
-                    reading_order, whole_image_box, whole_image_crop)
-from .images import LoadedImage, load_image
-from .inference import predict_probs
-from .labels import FACE_SIZE, PROB_DIGITS, rounded_label_probs
-from .model import stage_map_sizes
-from .transforms import FULL_TTA, NO_TTA, TTA, tta_name
+from ..core import checkpoint as ckpt
+from ..core.backends import load_classifier
+from ..vision.detectors import DEFAULT_DETECTOR, DETECT_SIDE, Box, Detection, open_detector
+from ..vision.faces import (MAX_FACES, MAX_FACES_CLASSIFIED, Crop, detector_crop, extract, is_face_crop,
+                            reading_order, whole_image_box, whole_image_crop)
+from ..vision.images import LoadedImage, load_image
+from ..core.inference import predict_probs
+from ..core.labels import FACE_SIZE, PROB_DIGITS, rounded_label_probs
+from ..core.model import stage_map_sizes
+from ..core.transforms import FULL_TTA, NO_TTA, TTA, tta_name
 
 # Chosen on validation faces, end to end in synthetic photos (`python -m bench.end_to_end --split validation
 # --tta-sweep --detectors yunet`; the figures are in docs/detection.md): 10 views and the mirror alone tie within
@@ -136,7 +136,7 @@ class Predictor:
                  tta: str = DEFAULT_TTA, detect_side: int = DETECT_SIDE):
         self.folder = ckpt.resolve(checkpoint)
         self.model, self.config = ckpt.load_model(self.folder, device)
-        # what classify() runs: the model itself, or its int8 ONNX copy (see backends.py)
+        # what classify() runs: the model itself, or its int8 ONNX copy (see fer_demo/core/backends.py)
         self.classifier, self.backend, self.backend_note = load_classifier(self.folder, self.model, backend, device)
         self.detector, self.detector_note = open_detector(detector, detector_model, detect_side)
         self.tta = tta_name(tta)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .drawing import annotate, cam_on_photo
+from ..vision.drawing import annotate, cam_on_photo
 from .cams import top_class_cams
-from .labels import FACE_SIZE
+from ..core.labels import FACE_SIZE
 from .predictor import Analysis, Face, Predictor
 
 

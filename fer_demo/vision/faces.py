@@ -20,7 +20,7 @@ import numpy as np
 
 from .detectors import Box, Detection, FaceDetector
 from .images import to_gray
-from .labels import FACE_SIZE
+from ..core.labels import FACE_SIZE
 
 MAX_FACES = 6  # faces shown with their own probabilities and Grad-CAM
 MAX_FACES_CLASSIFIED = 50  # faces classified at most (all get a box and a label)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # fer_demo/, above core/
 ASSETS_DIR = PACKAGE_DIR / "assets"
 # Read-only data: only `python -m train.release` writes here, on purpose (evaluation and quantization write to
 # an output folder of their own, under runs/ by default).
