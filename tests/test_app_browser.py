@@ -22,9 +22,10 @@ from fer_demo_testing.browser import keep_screenshot, labelled_fps, open_app_pag
 
 pytestmark = pytest.mark.slow
 # Labelled frames a second that reach the page from the fake camera's 30 frames/s clip: about 19 on an idle
-# 2-core machine, 12 with live Grad-CAM (bench/webcam_fps.py). Floors for a loaded CI machine, which a stream
-# that stalls, or answers every frame with the same image, falls under.
-MIN_WEBCAM_FPS = 5.0
+# 2-core AVX-512 machine, 12 with live Grad-CAM (bench/webcam_fps.py); 4.3-5.8 on 2 AVX2 cores while the suite's
+# other worker runs. Floors for a loaded CI machine, which a stream that stalls, answers every frame with the same
+# image, or is slowed to the old 0.4 s interval (at most 2.5 a second) falls under.
+MIN_WEBCAM_FPS = 3.0
 MIN_LIVE_CAM_FPS = 1.0  # polled here while reading each frame's pixels back, which slows the page itself
 # Deep-blue pixels (the cold end of the jet colour map) in a #live-out frame: without Grad-CAM the astronaut
 # frame has 0.03-0.1% of them (0.1% on a 2-core AVX2 machine), with it about 0.5% (her face's crop square is
