@@ -22,10 +22,10 @@ from fer_demo_testing.browser import keep_screenshot, labelled_fps, open_app_pag
 
 pytestmark = pytest.mark.slow
 # Labelled frames a second that reach the page from the fake camera's 30 frames/s clip: about 19 on an idle
-# 2-core AVX-512 machine, 12 with live Grad-CAM (bench/webcam_fps.py); 4.3-5.8 on 2 AVX2 cores while the suite's
-# other worker runs. Floors for a loaded CI machine, which a stream that stalls, answers every frame with the same
-# image, or is slowed to the old 0.4 s interval (at most 2.5 a second) falls under.
-MIN_WEBCAM_FPS = 3.0
+# 2-core AVX-512 machine, 12 with live Grad-CAM (bench/webcam_fps.py); 3.4-5.8 on 2 AVX2 cores while the suite's
+# other worker runs. Floors for a loaded CI machine, which a stream that stalls or answers every frame with the
+# same image falls under (the stream's settings themselves: tests/test_webcam_stream.py).
+MIN_WEBCAM_FPS = 2.0
 MIN_LIVE_CAM_FPS = 1.0  # polled here while reading each frame's pixels back, which slows the page itself
 # Deep-blue pixels (the cold end of the jet colour map) in a #live-out frame: without Grad-CAM the astronaut
 # frame has 0.03-0.1% of them (0.1% on a 2-core AVX2 machine), with it about 0.5% (her face's crop square is
@@ -33,7 +33,7 @@ MIN_LIVE_CAM_FPS = 1.0  # polled here while reading each frame's pixels back, wh
 MAX_BLUE_PLAIN, MIN_BLUE_CAM = 0.002, 0.003
 # Seconds of frames counted: labelled frames (about 35 here), then frames with the CAM (about 20), and each settle
 # and plain watch around them.
-WEBCAM_WINDOW_S, SETTLE_MS, PLAIN_WATCH_S = 2.0, 500, 1.0
+WEBCAM_WINDOW_S, SETTLE_MS, PLAIN_WATCH_S = 2.0, 500, 2.0
 
 
 @pytest.fixture
@@ -139,9 +139,9 @@ def test_live_webcam_labels_faces_fast_enough_and_live_grad_cam_draws_heatmaps(p
     page.wait_for_timeout(SETTLE_MS)
     _, again = _watch_live(page, PLAIN_WATCH_S)
     # and off again: where live CAM runs at a few frames a second, frames begun before the switch may still
-    # arrive with it (two did on 2 AVX2 cores); from the first plain frame on, the frames are plain
+    # arrive with it (one or two did on 2 AVX2 cores); from the first plain frame on, the frames are plain
     settled = list(itertools.dropwhile(lambda share: share >= MAX_BLUE_PLAIN, again))
-    assert len(settled) >= 2 and statistics.median(settled) < MAX_BLUE_PLAIN, again
+    assert settled and max(settled) < MAX_BLUE_PLAIN, again
 
 
 CELL = """([row, col]) => {

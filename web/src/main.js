@@ -103,6 +103,17 @@ function timingText(times, extra = '') {
   return `${extra}${stages.join(' · ')} · total ${times.total.toFixed(1)} ms`;
 }
 
+// The photo (or webcam frame) with its numbered boxes in the app's colours, and the CAMs when asked; the canvas
+// takes the photo's size (resized only when it changes: a webcam frame keeps its canvas).
+function drawAnalysis(canvas, photo, a, withCam) {
+  if (canvas.width !== photo.width || canvas.height !== photo.height) {
+    canvas.width = photo.width;
+    canvas.height = photo.height;
+  }
+  const { palette, input_size: size } = state.config;
+  drawPhoto(canvas, photo.image, a.faces, { palette, cams: withCam ? a.maps : null, size });
+}
+
 function showFaces(a) {
   const list = $('faces');
   list.replaceChildren();
@@ -199,14 +210,7 @@ async function runPhoto(source) {
       transfer,
     );
     const t = performance.now();
-    const canvas = $('photo-out');
-    canvas.width = photo.width;
-    canvas.height = photo.height;
-    drawPhoto(canvas, photo.image, a.faces, {
-      palette: state.config.palette,
-      cams: withCam ? a.maps : null,
-      size: state.config.input_size,
-    });
+    drawAnalysis($('photo-out'), photo, a, withCam);
     showFaces(a);
     a.times.draw = performance.now() - t;
     a.times.total = performance.now() - t0;
@@ -308,15 +312,7 @@ async function liveLoop() {
       const options = { withCam, detectorSide: state.config.detector.webcam_side };
       const { photo, analysis: a } = await labelled({ bitmap, options }, [bitmap]);
       const t = performance.now();
-      if (canvas.width !== photo.width || canvas.height !== photo.height) {
-        canvas.width = photo.width;
-        canvas.height = photo.height;
-      }
-      drawPhoto(canvas, photo.image, a.faces, {
-        palette: state.config.palette,
-        cams: withCam ? a.maps : null,
-        size: state.config.input_size,
-      });
+      drawAnalysis(canvas, photo, a, withCam);
       a.times.draw = performance.now() - t;
       a.times.total = performance.now() - t0;
       showLiveFrame(live, a, canvas);
