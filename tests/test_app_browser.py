@@ -26,14 +26,16 @@ pytestmark = pytest.mark.slow
 # other worker runs. Floors for a loaded CI machine, which a stream that stalls or answers every frame with the
 # same image falls under (the stream's settings themselves: tests/test_webcam_stream.py).
 MIN_WEBCAM_FPS = 2.0
-MIN_LIVE_CAM_FPS = 1.0  # polled here while reading each frame's pixels back, which slows the page itself
+# Polled here while reading each frame's pixels back, which slows the page itself: 2-3 a second on 2 AVX2 cores,
+# 0.96 once under the suite's other worker; a stalled stream gives none
+MIN_LIVE_CAM_FPS = 0.5
 # Deep-blue pixels (the cold end of the jet colour map) in a #live-out frame: without Grad-CAM the astronaut
 # frame has 0.03-0.1% of them (0.1% on a 2-core AVX2 machine), with it about 0.5% (her face's crop square is
 # mostly cold). The limits sit about twice from each.
 MAX_BLUE_PLAIN, MIN_BLUE_CAM = 0.002, 0.003
-# Seconds of frames counted: labelled frames (about 35 here), then frames with the CAM (about 20), and each settle
-# and plain watch around them.
-WEBCAM_WINDOW_S, SETTLE_MS, PLAIN_WATCH_S = 2.0, 500, 2.0
+# Seconds of frames counted: labelled frames, then frames with the CAM, and each settle and plain watch around them
+# (enough for a few frames with the CAM where it runs at 1 a second).
+WEBCAM_WINDOW_S, SETTLE_MS, PLAIN_WATCH_S = 3.0, 500, 2.0
 
 
 @pytest.fixture
@@ -132,8 +134,9 @@ def test_live_webcam_labels_faces_fast_enough_and_live_grad_cam_draws_heatmaps(p
     print(f"live Grad-CAM: {cam_fps:.1f} frames/s; deep-blue share {statistics.median(plain):.4f} without, "
           f"{statistics.median(cam):.4f} with")
     keep_screenshot(page, tmp_path, "app_webcam_cam.png")
-    assert len(plain) >= 3 and statistics.median(plain) < MAX_BLUE_PLAIN
-    assert statistics.median(cam) > MIN_BLUE_CAM, f"no heatmap on the live frames: {cam}"
+    assert len(plain) >= 2 and statistics.median(plain) < MAX_BLUE_PLAIN
+    with_cam = list(itertools.dropwhile(lambda share: share < MIN_BLUE_CAM, cam))  # frames begun before the switch
+    assert with_cam and statistics.median(with_cam) > MIN_BLUE_CAM, f"no heatmap on the live frames: {cam}"
     assert cam_fps >= MIN_LIVE_CAM_FPS, f"live Grad-CAM ran at {cam_fps:.1f} frames/s"
     page.get_by_label("Live Grad-CAM").uncheck()
     page.wait_for_timeout(SETTLE_MS)
