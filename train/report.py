@@ -9,11 +9,10 @@ from fer_demo.core import checkpoint as ckpt
 from fer_demo.core.backends import backend_suffix, load_classifier, predictions_name, reliability_name, report_name
 from fer_demo.core.data import load_fer
 from fer_demo.core.calibration import calibrate, temperature_for
-from fer_demo.core.evaluation import classification_metrics
+from fer_demo.core.evaluation import REPORT_MODES, classification_metrics
 from fer_demo.core.inference import log_mean_views, predict_view_log_probs
 from fer_demo.core.transforms import FULL_TTA, NO_TTA, view_subset
 
-MODE_TTA = {"no_tta": False, "tta": True}  # a report's modes and the evaluator's TTA switch for each
 # What a report keeps of the raw (temperature 1) probabilities beside the calibrated figures
 RAW_KEYS = ("ece", "nll", "reliability")
 
@@ -33,13 +32,15 @@ def evaluate_and_report(checkpoint, dataset: str, split: str = "test", revision=
     torch_model, config = ckpt.load_model(folder)
     model, backend, _ = load_classifier(folder, torch_model, backend)
     faces = load_fer(dataset, (split,), revision, {split: limit}, seed, log=log)[split]
-    modes = [mode for mode, on in MODE_TTA.items() if tta or not on]
+    modes = {mode: views for mode, views in REPORT_MODES.items() if tta or views == NO_TTA}
     scored = FULL_TTA if tta else NO_TTA  # one pass over the views of every mode
     views = predict_view_log_probs(model, faces.images, config, tta=scored, progress=progress)
-    log_probs = {mode: log_mean_views(views[view_subset(scored, MODE_TTA[mode])]) for mode in modes}
-    probs = {mode: calibrate(lp, temperature_for(config, MODE_TTA[mode])) for mode, lp in log_probs.items()}
+    log_probs = {mode: log_mean_views(views[view_subset(scored, v)]) for mode, v in modes.items()}
+    temperatures = {mode: temperature_for(config, v) for mode, v in modes.items()}
+    probs = {mode: calibrate(log_probs[mode], temperatures[mode]) for mode in modes}
     report = {"checkpoint": str(folder), "dataset": dataset, "split": split, "n": len(faces), "backend": backend,
-              **{mode: mode_metrics(log_probs[mode], probs[mode], faces.labels, config, mode) for mode in modes}}
+              **{mode: mode_metrics(log_probs[mode], probs[mode], faces.labels, temperatures[mode])
+                 for mode in modes}}
     out_dir = Path(out_dir or folder)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / report_name(split, backend)).write_text(json.dumps(report, indent=2))
@@ -54,13 +55,12 @@ def evaluate_and_report(checkpoint, dataset: str, split: str = "test", revision=
     return report
 
 
-def mode_metrics(log_probs, probs, labels, config: dict, mode: str) -> dict:
+def mode_metrics(log_probs, probs, labels, temperature: float) -> dict:
     """One mode's figures from its calibrated probabilities, with its temperature and the raw probabilities'
     calibration beside them (`uncalibrated`: ECE, NLL, reliability bins at temperature 1)."""
     raw = classification_metrics(log_probs.exp(), labels)
     return classification_metrics(probs, labels) | {
-        "temperature": temperature_for(config, MODE_TTA[mode]),
-        "uncalibrated": {key: raw[key] for key in RAW_KEYS}}
+        "temperature": temperature, "uncalibrated": {key: raw[key] for key in RAW_KEYS}}
 
 
 PREDICTION_DIGITS = 4  # decimals of the probabilities kept per face (the predicted class is kept exactly)
@@ -115,7 +115,7 @@ def plot_confusion(report: dict, path, normalized: bool = True, title: str = "")
     plt.close(fig)
 
 
-MODE_TITLES = {"no_tta": "one view", "tta": "10 views (TTA)"}
+MODE_TITLES = {"no_tta": "one view", "tta": "10 views (TTA)"}  # REPORT_MODES in words
 
 
 def plot_reliability(report: dict, path) -> None:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import torch
 
 from .labels import FER_LABELS, NUM_CLASSES
+from .transforms import FULL_TTA, NO_TTA
 
 ECE_BINS = 15
+# An evaluation report's modes and the view set each averages (train.evaluate writes "tta" with --tta)
+REPORT_MODES = {"no_tta": NO_TTA, "tta": FULL_TTA}
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, k: int = NUM_CLASSES) -> torch.Tensor:

@@ -25,17 +25,16 @@ import torch
 
 from ..core.backends import predictions_name, reliability_name, report_name
 from ..core.data import DEFAULT_DATASET
-from ..core.evaluation import confusion_matrix
+from ..core.evaluation import REPORT_MODES, confusion_matrix
 from ..core.labels import NUM_CLASSES, PROB_DIGITS, rounded_label_probs
 from ..core.paths import LOCAL_DATASET
 from .predictor import Predictor
-from ..core.transforms import FULL_TTA, NO_TTA
 
 NO_TTA_MODE = "no TTA"
 # The columns of the summary table: the report's figures per mode, with its temperature and the ECE before it
 SUMMARY_HEADERS = ["predictions", "accuracy", "macro-F1", "ECE", "NLL", "n", "temperature", "ECE at T = 1"]
 MODES = {NO_TTA_MODE: "no_tta", "TTA": "tta"}  # the report's key for each
-TTA_OF = {NO_TTA_MODE: NO_TTA, "TTA": FULL_TTA}  # what the evaluator averaged for each (train.evaluate --tta)
+TTA_OF = {mode: REPORT_MODES[key] for mode, key in MODES.items()}  # what the evaluator averaged for each
 
 
 class DatasetUnavailable(RuntimeError):
