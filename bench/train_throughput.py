@@ -20,7 +20,8 @@ from timm.optim import create_optimizer_v2
 from fer_demo.core.model import create_fer_model
 from fer_demo.core.transforms import FER_MEAN, FER_STD, to_model_input
 from train.augment import AugmentConfig, augment_batch
-from train.train import soft_targets, train_step
+from train.losses import soft_targets, weighted_soft_ce
+from train.train import train_step
 
 
 def images_per_second(model_name, stem, batch_size, steps, warmup, bf16_channels_last: bool,
@@ -38,8 +39,9 @@ def images_per_second(model_name, stem, batch_size, steps, warmup, bf16_channels
         if i == warmup:
             start = time.perf_counter()
         x = augment_batch(to_model_input(faces, 48, FER_MEAN, FER_STD), AugmentConfig(crop=crop))
+        targets = soft_targets(labels, 0.1)
         train_step(model, optimizer, scaler, x.contiguous(memory_format=memory_format),
-                   soft_targets(labels, 0.1), None, autocast)
+                   lambda logits: weighted_soft_ce(logits, targets), autocast)
     return batch_size * steps / (time.perf_counter() - start)
 
 

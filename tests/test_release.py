@@ -2,6 +2,8 @@
 steps between a run trained elsewhere and its packaging."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +11,8 @@ import torch
 from train.augment import AugmentConfig, augment_batch
 from train.release import ABLATION, COMMON, RECIPES, choose
 from train.train import budget_spent, parse_args
+
+REAL_LOG = Path(__file__).resolve().parents[1] / "train" / "release-log"
 
 
 def test_a_time_budget_stops_before_an_epoch_that_would_overrun_it():
@@ -76,24 +80,107 @@ def test_a_copied_run_folder_without_weights_counts_as_finished_by_its_config(tm
     assert best_validation(tmp_path / "done") == 0.51
 
 
-def test_train_only_stops_before_packaging_and_a_later_call_packages(tmp_path, monkeypatch):
-    """With every run trained, --train-only returns without touching the test split; the same call
-    without it goes on to package the chosen run (package stubbed: it needs the weights)."""
+# The fake chain's validation accuracies, by run folder; the ensemble's by teacher count (flip views).
+FAKE_SCORES = {"ablation-s2-48": 0.50, "ablation-s1-40": 0.51, "release-s1-40": 0.698,
+               "teacher-s1-40-seed1": 0.697, "teacher-s1-40-seed2": 0.699,
+               "distill-labels": 0.700, "distill-t1-w0.5": 0.705, "distill-t2-w0.7": 0.709, "distill-t4-w0.9": 0.706,
+               "distill-t2-w0.7-online": 0.709, "distill-t2-w0.7-scratch": 0.55, "student": 0.712}
+FAKE_ENSEMBLE = {"1": 0.70, "2": 0.715, "3": 0.715}
+
+
+@pytest.fixture
+def fake_chain(tmp_path, monkeypatch):
+    """The release with every training run, the ensemble's scores and targets, and packaging faked: run folders
+    hold only configs (FAKE_SCORES), and what each step was asked to do is recorded."""
     import train.release as release
 
     monkeypatch.setattr(release, "RUNS", tmp_path / "runs")
     monkeypatch.setattr(release, "LOG_DIR", tmp_path / "log")
-    for name, recipe in release.RECIPES.items():
-        ablation_epochs = int(release.ABLATION[release.ABLATION.index("--epochs") + 1])
-        _run_folder(release.RUNS, f"ablation-{name}", ablation_epochs, ablation_epochs, 0.5 + recipe.cost / 100)
-        _run_folder(release.RUNS, f"release-{name}", recipe.epochs, recipe.epochs, 0.7)
-    packaged = []
-    monkeypatch.setattr(release, "package", lambda folder, dest, dataset: packaged.append(folder.name))
+    calls = {"train": {}, "ensemble": [], "package": []}
+
+    def train_to_end(folder, argv, deadline):
+        epochs = int(argv[argv.index("--epochs") + 1])
+        if not folder.exists():
+            _run_folder(folder.parent, folder.name, epochs, epochs, FAKE_SCORES[folder.name])
+        calls["train"][folder.name] = argv
+        return True
+
+    def ensemble_main(argv):
+        calls["ensemble"].append(argv)
+        out = argv[argv.index("--out") + 1]
+        by_count = {k: {"flip": {"accuracy": a}} for k, a in FAKE_ENSEMBLE.items()}
+        with open(out, "w") as f:
+            f.write(json.dumps({"by_count": by_count}) if argv[0] == "score" else "targets")
+        return 0
+
+    monkeypatch.setattr(release, "train_to_end", train_to_end)
+    monkeypatch.setattr(release.ensemble, "main", ensemble_main)
+    monkeypatch.setattr(release, "package", lambda folder, dest, dataset: calls["package"].append(folder.name))
+    return release, calls
+
+
+def test_the_chain_chooses_each_step_on_validation_and_trains_the_student_it_chose(fake_chain, tmp_path):
+    release, calls = fake_chain
     deadline = release.Deadline(None)
-    assert release.release("data", tmp_path / "dest", deadline, train_only=True) and packaged == []
-    assert json.loads((release.LOG_DIR / "ablations.json").read_text())["chosen"] == "s1-40"
-    assert release.release("data", tmp_path / "dest", deadline) and packaged == ["release-s1-40"]
+    assert release.release("data", tmp_path / "dest", deadline, train_only=True) and calls["package"] == []
+    log = {name: json.loads((release.LOG_DIR / f"{name}.json").read_text())
+           for name in ("ablations", "teacher-count", "distillation")}
+    assert log["ablations"]["chosen"] == "s1-40"
+    assert log["teacher-count"]["chosen"] == "2", "a tie goes to fewer teachers"
+    assert log["distillation"]["chosen"] == "t2-w0.7", "a tie with the online run goes to the cheaper offline one"
+    assert set(calls["train"]) == set(FAKE_SCORES), "stage B varies stage A's winner"
+    student = calls["train"]["student"]
+    targets = str(release.RUNS / "targets-2-flip.safetensors")
+    for option, value in (("--epochs", "25"), ("--teacher-targets", targets), ("--kd-temperature", "2"),
+                          ("--kd-weight", "0.7"), ("--init-checkpoint", str(release.RUNS / "release-s1-40" / "best")),
+                          ("--stem", "s1"), ("--train-crop", "40"), ("--seed", "0")):
+        assert student[len(student) - 1 - student[::-1].index(option) + 1] == value, option
+    assert calls["train"]["teacher-s1-40-seed2"][-2:] == ["--seed", "2"]
+    assert "--teachers" in calls["train"]["distill-t2-w0.7-online"]
+    assert "--init-checkpoint" not in calls["train"]["distill-t2-w0.7-scratch"]
+    targets_call = next(c for c in calls["ensemble"] if c[0] == "targets")
+    assert targets_call[1:3] == [str(release.RUNS / f"{n}" / "best") for n in ("release-s1-40", "teacher-s1-40-seed1")]
+    assert release.release("data", tmp_path / "dest", deadline) and calls["package"] == ["student"]
     assert (release.RUNS / "exported").is_file()
+
+
+def test_the_distillation_chain_fits_its_600_epoch_budget():
+    from train import distill_plan as plan
+
+    recipe = RECIPES["s1-40"]
+    assert plan.chain_cost(recipe.epochs, 2.22) <= plan.BUDGET
+    for student in [*plan.STAGE_A.values(), *plan.stage_b("x", plan.STAGE_A["t2-w0.7"]).values()]:
+        parse_args(["--dataset", "x", *COMMON, *student.args([Path("t0"), Path("t1")], Path("targets"))])
+
+
+def test_the_shipped_model_is_teacher_0_only_while_it_is_that_runs_model(tmp_path, monkeypatch):
+    import train.release as release
+    from fer_demo.core import checkpoint as ckpt
+
+    monkeypatch.setattr(release, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(release, "LOG_DIR", tmp_path / "log")
+    release.LOG_DIR.mkdir()
+    shutil.copy2(REAL_LOG / "release-s1-40.metrics.jsonl", release.LOG_DIR)
+    other, argv = release.teacher_run("s1-40", ["--dataset", "x", *COMMON], seed=1)
+    release.adopt_shipped(release.RUNS / "release-s1-40", argv)
+    assert not (release.RUNS / "release-s1-40").exists(), "seed 1's arguments are not the shipped run's"
+    folder, argv = release.teacher_run("s1-40", ["--dataset", "x", *COMMON], seed=0)
+    release.adopt_shipped(folder, argv)
+    assert release.run_finished(folder) and release.best_validation(folder) == pytest.approx(0.6982, abs=1e-4)
+    model, _ = ckpt.load_model(folder)
+    shipped, _ = ckpt.load_model(ckpt.SHIPPED_CHECKPOINT)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), shipped.state_dict().values()))
+
+
+def test_a_recipe_ablation_gone_from_this_machine_counts_by_its_committed_log(tmp_path, monkeypatch):
+    import train.release as release
+
+    monkeypatch.setattr(release, "LOG_DIR", REAL_LOG)
+    folder = tmp_path / "ablation-s1-40"
+    assert release.logged_validation(folder, 8) == pytest.approx(0.5118, abs=1e-4)
+    assert release.logged_validation(folder, 9) is None, "a log that stops short is not a finished run"
+    folder.mkdir()
+    assert release.logged_validation(folder, 8) is None, "a run folder here speaks for itself"
 
 
 def test_the_shipped_files_validation_rescore_replaces_the_training_figure_within_tolerance(tmp_path):

@@ -4,29 +4,41 @@
 
 Each call continues where the last one stopped (every run is resumable, and a time
 budget stops at an epoch boundary), so the same command is run once a sitting until
-it prints "release: done". The steps, all fixed before the first one ran:
+it prints "release: done". The steps, all fixed before the first one ran, every
+choice made on the validation split (PublicTest):
 
-1. Short ablations: each candidate recipe trains on all training faces for a
-   short cosine schedule of 8 epochs and is scored on the validation split
-   (PublicTest). Fewer faces or epochs leave a model near chance (val ~0.3),
-   too early to tell the recipes apart.
-2. The release run: the candidate with the best validation accuracy, on all
-   training faces for its full schedule; its epoch and raw-or-EMA weights are
-   chosen on validation.
-3. Export (fp16), a fresh int8 copy calibrated on validation faces, temperatures
+1. Recipe ablations: each candidate recipe trains on all training faces for a
+   short cosine schedule of 8 epochs. Fewer faces or epochs leave a model near
+   chance (val ~0.3), too early to tell the recipes apart.
+2. Teachers: the chosen recipe's full schedule, once per seed in TEACHER_SEEDS
+   (seed 0's run, `release-<recipe>`, is the model shipped before distillation).
+3. The teacher count: the ensemble of the first k teachers, for every k, scored on
+   validation (train/ensemble.py); the best k, a tie going to fewer.
+4. Soft targets: that ensemble's log-probabilities for every training face on the
+   app's 10 views, computed once (offline).
+5. Distillation ablations (train/distill_plan.py): short student runs that choose
+   the distillation temperature and weight, offline or online targets, and the
+   student's initialisation.
+6. The student: the chosen ablation's settings for the student's full schedule.
+7. Export (fp16), a fresh int8 copy calibrated on validation faces, temperatures
    fitted on validation (train/calibrate.py), a validation re-score that must match
    config.json, and then, once, the test split (PrivateTest).
 
 Run folders live outside the work tree (FER_RUNS, default ~/.cache/fer-demo/runs),
-and each run's metrics.jsonl is copied into train/release-log/ for the record.
+and each run's metrics.jsonl is copied into train/release-log/ for the record, with
+each choice's scores. A run whose folder is gone but whose committed log shows every
+epoch counts as finished by its log when only its score is needed (the recipe
+ablations); teacher 0's weights may come from the shipped checkpoint while it is
+still that run's model (`adopt_shipped`). `--from-scratch` ignores both and trains
+every run.
 
 Training and packaging may happen on two machines: on a GPU machine that holds
 only the train and validation splits,
 
     python -m train.release --dataset DIR --train-only
 
-trains steps 1 and 2; copy each run folder's metrics.jsonl, last/config.json and
-best/config.json, and the chosen run's best/ whole, into FER_RUNS/release where
+trains steps 1 to 6; copy each run folder's metrics.jsonl, last/config.json and
+best/config.json, and the student's best/ whole, into FER_RUNS/release where
 the test split lives, and the same command without --train-only packages.
 """
 
@@ -45,7 +57,8 @@ from fer_demo.core import checkpoint as ckpt
 from fer_demo.core.backends import report_name
 from fer_demo.core.paths import LOCAL_DATASET
 
-from . import calibrate, evaluate, export, quantize
+from . import calibrate, ensemble, evaluate, export, quantize
+from . import distill_plan as plan
 from . import train as trainer
 
 RUNS = Path(os.environ.get("FER_RUNS", "~/.cache/fer-demo/runs")).expanduser() / "release"
@@ -73,6 +86,8 @@ RECIPES = {
     "s2-48": Recipe(("--stem", "s2"), epochs=150, cost=1.0),
     "s1-40": Recipe(("--stem", "s1", "--train-crop", "40"), epochs=75, cost=2.8),
 }
+# cost above is the first GPU-era bench's; the distillation chain's budget uses the 2-core AVX-512 CPU's 2.22
+# (train/distill_plan.py), where the chain runs.
 
 
 class Deadline:
@@ -113,34 +128,154 @@ def best_validation(folder: Path) -> float:
     return ckpt.config_in(folder / "best")["metrics"]["accuracy"]
 
 
+def logged_validation(folder: Path, epochs: int) -> float | None:
+    """A gone run's best validation accuracy by its committed log (train/release-log), if that shows every epoch."""
+    log = LOG_DIR / f"{folder.name}.metrics.jsonl"
+    if folder.exists() or not log.is_file():
+        return None
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return max(r["val_acc"] for r in records) if records and records[-1]["epoch"] >= epochs else None
+
+
 def choose(scores: dict[str, float]) -> str:
     """The best validation accuracy; a tie goes to the cheaper recipe."""
     return max(scores, key=lambda name: (scores[name], -RECIPES[name].cost))
 
 
-def release(dataset: str, dest: Path, deadline: Deadline, train_only: bool = False) -> bool:
+def score_run(folder: Path, argv: list[str], epochs: int, deadline: Deadline, from_scratch: bool) -> float | None:
+    """The run's best validation accuracy once finished (by its committed log, unless `from_scratch`), None while
+    it is not."""
+    logged = None if from_scratch else logged_validation(folder, epochs)
+    if logged is not None:
+        return logged
+    return best_validation(folder) if train_to_end(folder, argv, deadline) else None
+
+
+def write_choice(name: str, scores: dict[str, float], chosen: str, **extra) -> None:
+    LOG_DIR.mkdir(exist_ok=True)
+    record = {"validation_accuracy": scores, "chosen": chosen, **extra}
+    (LOG_DIR / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"release: {name} on validation {scores}; chosen {chosen}")
+
+
+def release(dataset: str, dest: Path, deadline: Deadline, train_only: bool = False,
+            from_scratch: bool = False) -> bool:
     """Advance the release as far as the deadline allows; True when it is complete (with `train_only`,
-    when the chosen run is trained: packaging, and with it the test split, is left to a later call)."""
+    when the student is trained: packaging, and with it the test split, is left to a later call)."""
     base = ["--dataset", dataset, *COMMON]
     scores = {}
     for name, recipe in RECIPES.items():
-        folder = RUNS / f"ablation-{name}"
-        if not train_to_end(folder, base + list(recipe.args) + ABLATION, deadline):
+        argv = base + list(recipe.args) + ABLATION
+        scores[name] = score_run(RUNS / f"ablation-{name}", argv, int(ABLATION[-1]), deadline, from_scratch)
+        if scores[name] is None:
             return False
-        scores[name] = best_validation(folder)
     winner = choose(scores)
-    (LOG_DIR / "ablations.json").write_text(json.dumps({"validation_accuracy": scores, "chosen": winner},
-                                                       indent=2) + "\n")
-    print(f"release: ablations on validation {scores}; chosen {winner}")
-    recipe, folder = RECIPES[winner], RUNS / f"release-{winner}"
-    if not train_to_end(folder, base + list(recipe.args) + ["--epochs", str(recipe.epochs)], deadline):
+    write_choice("ablations", scores, winner)
+    student = distil(dataset, winner, base, deadline, from_scratch)
+    if student is None:
         return False
     if train_only:
         return True
     if not (RUNS / "exported").is_file():
-        package(folder, dest, dataset)
+        package(student, dest, dataset)
         (RUNS / "exported").write_text(str(dest) + "\n")
     return True
+
+
+def teacher_run(recipe_name: str, base: list[str], seed: int) -> tuple[Path, list[str]]:
+    """Teacher `seed`'s run folder and arguments: the recipe's full schedule (seed 0: the release run itself)."""
+    recipe = RECIPES[recipe_name]
+    name = f"release-{recipe_name}" if seed == 0 else f"teacher-{recipe_name}-seed{seed}"
+    return RUNS / name, base + list(recipe.args) + ["--epochs", str(recipe.epochs), "--seed", str(seed)]
+
+
+def distil(dataset: str, recipe_name: str, base: list[str], deadline: Deadline, from_scratch: bool) -> Path | None:
+    """Steps 2 to 6: teachers, their count, soft targets, distillation ablations, student; the student's run
+    folder once trained, None while the deadline leaves the chain unfinished."""
+    recipe, teachers = RECIPES[recipe_name], []
+    for seed in plan.TEACHER_SEEDS:
+        folder, argv = teacher_run(recipe_name, base, seed)
+        if seed == 0 and not from_scratch:
+            adopt_shipped(folder, argv)
+        if not train_to_end(folder, argv, deadline):
+            return None
+        teachers.append(folder / "best")
+    count = teacher_count(teachers, dataset)
+    targets = soft_targets(teachers[:count], dataset)
+    train_argv = base + list(recipe.args)
+
+    def ablate(students: dict[str, plan.Student]) -> dict[str, float] | None:
+        scores = {}
+        for name, student in students.items():
+            argv = train_argv + ["--epochs", str(plan.ABLATION_EPOCHS)] + student.args(teachers[:count], targets)
+            if not train_to_end(RUNS / f"distill-{name}", argv, deadline):
+                return None
+            scores[name] = best_validation(RUNS / f"distill-{name}")
+        return scores
+
+    stage_a = ablate(plan.STAGE_A)
+    if stage_a is None:
+        return None
+    best_a = plan.choose(stage_a, plan.STAGE_A, count)
+    stage_b = plan.stage_b(best_a, plan.STAGE_A[best_a])
+    scores = ablate(stage_b)
+    if scores is None:
+        return None
+    students = plan.STAGE_A | stage_b
+    chosen = plan.choose(stage_a | scores, students, count)
+    write_choice("distillation", stage_a | scores, chosen, stage_a_winner=best_a, teacher_count=count)
+    argv = train_argv + ["--epochs", str(plan.STUDENT_EPOCHS)] + students[chosen].args(teachers[:count], targets)
+    return RUNS / "student" if train_to_end(RUNS / "student", argv, deadline) else None
+
+
+def teacher_count(teachers: list[Path], dataset: str) -> int:
+    """Step 3: the ensemble of the first k teachers scored on validation for every k (cached in the runs folder,
+    kept in the log); the best accuracy on the targets' views, a tie going to fewer teachers."""
+    cached = RUNS / "ensemble.json"
+    if not cached.is_file():
+        run_step(ensemble.main, ["score", *map(str, teachers), "--dataset", dataset, "--out", str(cached)])
+    shutil.copy2(cached, LOG_DIR / "ensemble.json")
+    table = json.loads(cached.read_text())["by_count"]
+    scores = {k: table[k][plan.TARGET_VIEWS]["accuracy"] for k in table}
+    chosen = max(scores, key=lambda k: (scores[k], -int(k)))
+    write_choice("teacher-count", scores, chosen, views=plan.TARGET_VIEWS)
+    return int(chosen)
+
+
+def soft_targets(teachers: list[Path], dataset: str) -> Path:
+    """Step 4: the teachers' ensemble on the targets' views of every training face, written once."""
+    path = RUNS / f"targets-{len(teachers)}-{plan.TARGET_VIEWS}.safetensors"
+    if not path.is_file():
+        partial = path.with_suffix(".partial")
+        run_step(ensemble.main, ["targets", *map(str, teachers), "--dataset", dataset, "--views",
+                                 plan.TARGET_VIEWS, "--out", str(partial)])
+        partial.rename(path)
+    return path
+
+
+# The release run's options that do not change what it trains.
+NOT_RECIPE = ("dataset", "out", "resume", *trainer.PER_INVOCATION)
+
+
+def adopt_shipped(folder: Path, argv: list[str]) -> None:
+    """Make the shipped checkpoint teacher 0's finished run when its folder is gone: only while the shipped file
+    is that run's product (the same training arguments) and the committed log shows the run finished."""
+    if folder.exists():
+        return
+    shipped = ckpt.SHIPPED_CHECKPOINT
+    config = ckpt.config_in(shipped)
+    expected = {k: v for k, v in vars(trainer.parse_args(argv)).items() if k not in NOT_RECIPE}
+    trained = vars(trainer.parse_args([])) | config.get("train_args", {})
+    epochs = expected["epochs"]
+    if any(trained.get(k) != v for k, v in expected.items()) or logged_validation(folder, epochs) is None:
+        return
+    with ckpt.atomic_dir(folder / "best") as tmp:
+        shutil.copy2(shipped / ckpt.MODEL_FILE, tmp / ckpt.MODEL_FILE)
+        ckpt.write_config(tmp, config | {"adopted_from": str(shipped)})
+    (folder / "last").mkdir()
+    ckpt.write_config(folder / "last", config | {"epoch": epochs})
+    shutil.copy2(LOG_DIR / f"{folder.name}.metrics.jsonl", folder / "metrics.jsonl")
+    print(f"release: teacher 0 is the shipped checkpoint, {folder.name}'s model (its run folder was gone)")
 
 
 # How far the shipped file's validation accuracy may sit from the figure that chose it during training
@@ -197,6 +332,9 @@ def main(argv=None) -> int:
                    help="stop once the chosen run is trained, before export and the test split (for a GPU "
                    "machine: copy the run folders' best/ and last/config.json back and package where the "
                    "test split lives)")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="train every run, even those the committed logs show finished, and teacher 0 even while "
+                   "the shipped checkpoint is its model")
     p.add_argument("--rescore", action="store_true",
                    help="only refit the temperatures of the model in --dest and score it again (validation, then "
                    "the test split); for a packaged model whose run folders are gone")
@@ -205,7 +343,7 @@ def main(argv=None) -> int:
         score(Path(args.dest), args.dataset)
         print("release: scored again")
         return 0
-    if release(args.dataset, Path(args.dest), Deadline(args.time_budget_min), args.train_only):
+    if release(args.dataset, Path(args.dest), Deadline(args.time_budget_min), args.train_only, args.from_scratch):
         print("release: trained; package with the same command without --train-only" if args.train_only
               else "release: done")
     else:

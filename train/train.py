@@ -30,7 +30,6 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from timm.data import Mixup
 from timm.optim import create_optimizer_v2
 from timm.utils import ModelEmaV3
@@ -45,7 +44,9 @@ from fer_demo.core.model import STEMS, create_fer_model
 from fer_demo.core.transforms import FER_MEAN, FER_STD, to_model_input
 
 from .augment import AugmentConfig, augment_batch
+from .losses import KDConfig, distill_loss, soft_targets, weighted_soft_ce
 from .report import evaluate_and_report, plot_curves
+from .teachers import OnlineTeachers, TargetFile
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -80,6 +81,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     a("--train-crop", type=int, default=None, help="train on random square crops of this side (px at "
       "--input-size) and validate on the whole face: a fully convolutional net takes either")
     a("--drop", type=float, default=0.0, help="dropout before the classifier")
+    a("--teacher-targets", default=None, help="distil from a file of the teachers' log-probabilities for every "
+      "training face, computed offline on fixed views (python -m train.ensemble targets)")
+    a("--teachers", nargs="+", default=None, help="distil from these checkpoint folders' ensemble, run on each "
+      "augmented batch (online)")
+    a("--kd-temperature", type=float, default=KDConfig.temperature, help="distillation temperature")
+    a("--kd-weight", type=float, default=KDConfig.weight, help="the distillation term's share of the loss; the "
+      "rest is cross-entropy on the (smoothed) labels")
     a("--ema", type=float, default=0.999, help="EMA decay of the weights (0 = off); each epoch the raw or "
       "EMA weights, whichever scores better on validation, are the candidate for best/")
     a("--select-metric", default="accuracy", choices=["accuracy", "macro_f1"])
@@ -134,25 +142,11 @@ def lr_at(step: int, total: int, warmup: int, peak: float, sched: str) -> float:
     return peak * (0.5 * (1 + math.cos(math.pi * t)) if sched == "cosine" else max(0.0, 1 - t))
 
 
-def soft_targets(y: torch.Tensor, smoothing: float) -> torch.Tensor:
-    off = smoothing / NUM_CLASSES
-    return torch.full((len(y), NUM_CLASSES), off, device=y.device).scatter_(1, y.unsqueeze(1), 1 - smoothing + off)
-
-
-def weighted_soft_ce(logits, targets, class_weights=None):
-    """Cross-entropy with soft targets; class weights weigh each sample by its target mass."""
-    loss = -(targets * F.log_softmax(logits.float(), -1)).sum(-1)
-    if class_weights is None:
-        return loss.mean()
-    w = targets @ class_weights
-    return (loss * w).sum() / w.sum()
-
-
-def train_step(model, optimizer, scaler, x, targets, class_weights, autocast):
-    """One optimizer step; returns (logits, loss)."""
+def train_step(model, optimizer, scaler, x, loss_of: Callable, autocast):
+    """One optimizer step on the loss `loss_of(logits)`; returns (logits, loss)."""
     with autocast:
         logits = model(x)
-    loss = weighted_soft_ce(logits, targets, class_weights)
+    loss = loss_of(logits)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -218,6 +212,8 @@ class Run:
     aug_gen: torch.Generator
     autocast: torch.autocast  # the training step's autocast context, built once (entered once a step)
     steps_per_epoch: int
+    teacher: Callable | None = None  # (indices, augmented batch) -> the teachers' log-probabilities
+    kd: KDConfig = field(default_factory=KDConfig)
     train_model: torch.nn.Module | None = None  # the model, or its DDP wrapper
 
     @property
@@ -367,7 +363,24 @@ def build_run(args, rank: int, world: int, device: torch.device, log: Callable) 
         aug_gen=torch.Generator().manual_seed(args.seed * 7 + rank),
         autocast=autocast_for(device, args.amp),
         steps_per_epoch=steps_per_epoch,
+        teacher=make_teacher(args, train_set, device),
+        kd=KDConfig(args.kd_temperature, args.kd_weight),
     )
+
+
+def make_teacher(args, train_set: FaceSplit, device: torch.device) -> Callable | None:
+    """The teachers' source when distilling (--teacher-targets offline, --teachers online), else None."""
+    if args.teacher_targets and args.teachers:
+        raise ValueError("--teacher-targets and --teachers are two sources of the same targets: choose one")
+    if (args.teacher_targets or args.teachers) and (args.mixup > 0 or args.cutmix > 0):
+        raise ValueError("distillation does not combine with --mixup/--cutmix here (the teachers' targets "
+                         "would need the same mixing)")
+    if args.teacher_targets:
+        return TargetFile(args.teacher_targets, train_set, device)
+    if args.teachers:
+        config = ckpt.make_config(args.model, args.stem, args.input_size)
+        return OnlineTeachers(args.teachers, config, device, autocast_for(device, args.amp))
+    return None
 
 
 def load_splits(args, log: Callable) -> tuple[FaceSplit, FaceSplit, str]:
@@ -492,10 +505,9 @@ def train_one_epoch(run: Run, progress: Progress, epoch: int, interrupt: Interru
     bar = tqdm(range(progress.step - epoch * run.steps_per_epoch, run.steps_per_epoch), disable=not run.master,
                desc=f"epoch {epoch + 1}/{args.epochs}", dynamic_ncols=True, leave=True, mininterval=1.0)
     for i in bar:
-        x, y, targets = training_batch(run, order, i)
+        x, y, loss_of = training_batch(run, order, i)
         set_lr(run.optimizer, lr_at(progress.step, run.total_steps, run.warmup_steps, args.lr, args.sched))
-        logits, loss = train_step(run.train_model, run.optimizer, run.scaler, x, targets, run.class_weights,
-                                  run.autocast)
+        logits, loss = train_step(run.train_model, run.optimizer, run.scaler, x, loss_of, run.autocast)
         if run.ema is not None:
             run.ema.update(run.model, step=progress.step)
         progress.step += 1
@@ -515,8 +527,8 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr * group["lr_scale"] if "lr_scale" in group else lr
 
 
-def training_batch(run: Run, order: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """This rank's share of global batch `i` of `order`: augmented input, labels and soft targets."""
+def training_batch(run: Run, order: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor, Callable]:
+    """This rank's share of global batch `i` of `order`: augmented input, labels and the loss of its logits."""
     args, per_step = run.args, run.args.batch_size * run.world
     idx = order[i * per_step:(i + 1) * per_step][run.rank::run.world].to(run.device)
     x = to_model_input(run.train_x[idx], args.input_size, FER_MEAN, FER_STD)
@@ -526,7 +538,15 @@ def training_batch(run: Run, order: torch.Tensor, i: int) -> tuple[torch.Tensor,
     targets = soft_targets(y, args.label_smoothing)
     if run.mixup is not None:
         x, targets = run.mixup(x, y)
-    return x.contiguous(memory_format=memory_format(args)), y, targets
+    x = x.contiguous(memory_format=memory_format(args))
+    return x, y, batch_loss(run, targets, None if run.teacher is None else run.teacher(idx, x))
+
+
+def batch_loss(run: Run, targets: torch.Tensor, teacher_log_probs: torch.Tensor | None) -> Callable:
+    """The loss of a batch's logits: cross-entropy on its label targets, mixed with the teachers' when distilling."""
+    if teacher_log_probs is None:
+        return lambda logits: weighted_soft_ce(logits, targets, run.class_weights)
+    return lambda logits: distill_loss(logits, targets, teacher_log_probs, run.kd, run.class_weights)
 
 
 def validate(models: dict[str, torch.nn.Module], faces: FaceSplit, config: dict) -> dict[str, dict]:
