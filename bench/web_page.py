@@ -33,7 +33,7 @@ from fer_demo_testing.browser import browser_missing, chromium_browser
 from tools.serve_web import WEB_DIST, make_server
 
 # WASM SIMD runs as SSE4.1/AVX2 code; the targets were set on an AVX-512 machine
-FLAGS = ("sse4_1", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni")
+FLAGS = ("sse4_1", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni")
 ONE_FACE = REPO_ROOT / "tests" / "photos" / "img1.jpg"  # 1280x799, one face
 TWO_FACES = (EXAMPLES_DIR / "photos" / "astronaut.jpg", EXAMPLES_DIR / "photos" / "grace_hopper.jpg")
 STAGES = ("decode", "detect", "crop", "classify", "cam", "draw", "total")

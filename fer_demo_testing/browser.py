@@ -24,8 +24,12 @@ from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT
 
 CHROMIUM = os.environ.get("FER_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"  # screenshots, frame rates
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run"]
+# WebGPU or not -> the GPU flags. Off for the tests and most benches (no GPU here; the pages they load do not ask
+# for one). On for bench/web_webgpu.py: with the GPU process left on, Debian's headless Chromium offers WebGPU on
+# SwiftShader's software adapter (vendor google, architecture swiftshader), the only adapter a GPU-less machine has.
+GPU_ARGS = {False: ["--disable-gpu"], True: ["--enable-unsafe-webgpu"]}
 # The fake camera's clip: fast enough that the camera is never what caps a frame rate the tests or the bench
 # see (Chromium plays the file at its own rate, looped). 640x480 for the tests; the bench plays a 1280x720 one,
 # a laptop webcam's usual size, so that the size the app asks the camera for makes a difference.
@@ -105,12 +109,13 @@ def launched_chromium(webcam_dir: Path | None = None):
 
 
 @contextlib.contextmanager
-def chromium_browser(webcam_dir: Path | None = None, webcam_size: tuple[int, int] = WEBCAM_SIZE):
+def chromium_browser(webcam_dir: Path | None = None, webcam_size: tuple[int, int] = WEBCAM_SIZE,
+                     webgpu: bool = False):
     """Headless Chromium, with the fake camera playing the astronaut clip (written to `webcam_dir`, `webcam_size`)
-    if given; the caller has checked `browser_missing`."""
+    if given, and WebGPU if asked (GPU_ARGS); the caller has checked `browser_missing`."""
     from playwright.sync_api import sync_playwright
 
-    args = list(CHROMIUM_ARGS)
+    args = CHROMIUM_ARGS + GPU_ARGS[webgpu]
     if webcam_dir is not None:
         clip = fake_webcam(Path(webcam_dir) / "astronaut.y4m", webcam_size)
         args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",

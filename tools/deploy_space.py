@@ -63,8 +63,8 @@ custom_headers:
 
 # fer-demo in the browser
 
-YuNet face detection and a FER2013 ResNet-18 run in the visitor's browser through onnxruntime-web (WASM, or
-WebGPU where available): photos and webcam frames never leave the device. Built from the fer-demo repository
+YuNet face detection and a FER2013 ResNet-18 run in the visitor's browser through onnxruntime-web (WASM):
+photos and webcam frames never leave the device. Built from the fer-demo repository
 with `make web`; see its README and MODEL_CARD.md for the model, its accuracy and its intended use.
 """
 

@@ -32,6 +32,11 @@ ISOLATION_HEADERS = {
 GZIPPED_TYPES = ("application/wasm", "text/javascript", "application/json", "text/html", "text/css")
 
 
+def gzipped(data: bytes) -> bytes:
+    """A body as this server sends it to a browser that accepts gzip."""
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
 class IsolatedHandler(http.server.SimpleHTTPRequestHandler):
     """Static files with the isolation headers, gzipped where that pays; quiet unless `verbose`."""
 
@@ -55,7 +60,7 @@ class IsolatedHandler(http.server.SimpleHTTPRequestHandler):
         key = (path, os.path.getmtime(path))
         body = self._gzipped.get(key)
         if body is None:
-            body = self._gzipped[key] = gzip.compress(Path(path).read_bytes(), compresslevel=6, mtime=0)
+            body = self._gzipped[key] = gzipped(Path(path).read_bytes())
         self.send_response(200)
         self.send_header("content-type", kind)
         self.send_header("content-encoding", "gzip")

@@ -11,8 +11,8 @@ const dist = join(here, 'dist');
 const models = join(here, 'models');
 const ortDist = join(here, 'node_modules', 'onnxruntime-web', 'dist');
 // ort.wasm.min.mjs (the WASM-only build) loads this glue module and binary at run time, and starts its threads
-// from the glue module. The WebGPU build's binary alone is 28.7 MB (this one 14.8, 3.8 gzipped): over the page's
-// 20 MB budget, and headless Chromium offers no adapter to check it on.
+// from the glue module. The WebGPU builds are not shipped: where measured they were far slower than this
+// (`python -m bench.web_webgpu`, docs/web-page.md).
 const ORT_FILES = ['ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
 const MODEL_FILES = ['classifier.onnx', 'yunet.onnx', 'web_config.json'];
 
