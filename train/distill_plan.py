@@ -2,9 +2,10 @@
 targets, the student ablations and the student's schedule. Every number here was fixed before the chain's first
 run; what the ablations choose is chosen on validation.
 
-Cost, in baseline epochs (one epoch of resnet18-s2 at 48 px; the issue's budget is 600 new ones): an s1-40 epoch
-costs 2.22 of them (`python -c "from bench.train_throughput import images_per_second ..."`: 274 against 123
-img/s, bf16, 2-core AMD EPYC with AVX-512 bf16), `chain_cost` adds the chain up and a test holds it to the budget.
+Cost, in baseline epochs (one epoch of resnet18-s2 at 48 px; the issue's budget is 600 new ones): on the 2-core
+AMD EPYC with AVX-512 bf16 that runs the chain, `python -m bench.train_throughput --distill` gave an s1-40 epoch
+2.22, 2.26 and 2.55 baseline epochs in three runs (`RECIPE_COST`, the median) and 0.26 and 0.28 of a student's
+step per online teacher. `chain_cost` adds the chain up and a test holds it to the budget.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ FINE_TUNE_ARGS = ("--lr", "0.02")
 ABLATION_EPOCHS = 8  # as the recipe ablations: 8 epochs from scratch is ablation-<recipe> itself
 STUDENT_EPOCHS = 25
 BUDGET = 600  # new baseline epochs for the whole chain
-# The online teachers' forward passes, per teacher, as a share of one student training step (a forward pass
-# is about a third of forward + backward + update), and one teacher's pass over the training faces on one view
-# at 48 px, in the recipe's epochs (a third, times (48 / 40)^2 for the whole face against the 40-px crop).
-ONLINE_COST_PER_TEACHER = 0.35
+RECIPE_COST = 2.26  # an epoch of the s1-40 recipe, in baseline epochs (above)
+# The online teachers' forward passes, per teacher, as a share of one student training step (measured, above),
+# and one teacher's pass over the training faces on one view at 48 px, in the recipe's epochs (estimated: a
+# forward pass is about a third of a training step, times (48 / 40)^2 for the whole face against the 40-px crop).
+ONLINE_COST_PER_TEACHER = 0.28
 INFERENCE_EPOCHS_PER_VIEW = 0.5
 VALIDATION_SHARE = 3589 / 28709  # the ensemble is scored on the validation faces' 10 views
 
