@@ -347,8 +347,9 @@ def main(argv=None) -> int:
         print("release: trained; package with the same command without --train-only" if args.train_only
               else "release: done")
     else:
-        print(f"release: unfinished (runs in {RUNS}); continue with python -m train.release "
-              f"--time-budget-min {args.time_budget_min or 150:g}")
+        again = ["--dataset", args.dataset, "--time-budget-min", f"{args.time_budget_min or 150:g}",
+                 *(["--train-only"] if args.train_only else []), *(["--from-scratch"] if args.from_scratch else [])]
+        print(f"release: unfinished (runs in {RUNS}); continue with python -m train.release {' '.join(again)}")
     return 0
 
 
