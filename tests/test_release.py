@@ -202,3 +202,33 @@ def test_the_shipped_files_validation_rescore_replaces_the_training_figure_withi
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["metrics_in_training"] == chosen
     assert config["metrics"]["accuracy"] == 0.6977 and config["metrics"]["epoch"] == 65
+
+
+@pytest.mark.slow  # two subprocess trainers at once
+def test_jobs_train_a_steps_runs_at_once_as_trainer_processes_and_a_failure_names_its_run(tmp_path, monkeypatch,
+                                                                                          fer2013):
+    import train.release as release
+
+    monkeypatch.setattr(release, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(release, "LOG_DIR", tmp_path / "log")
+    tiny = ["--dataset", str(fer2013), "--limit-train", "32", "--limit-eval", "16", "--batch-size", "16",
+            "--epochs", "1"]
+    runs = {release.RUNS / f"run-{seed}": tiny + ["--seed", str(seed)] for seed in (0, 1)}
+    assert release.train_all(runs, release.Deadline(None), jobs=2)
+    for folder in runs:
+        assert release.run_finished(folder) and (release.LOG_DIR / f"{folder.name}.metrics.jsonl").is_file()
+        assert "epoch 1: val acc" in (folder.parent / f"{folder.name}.log").read_text()
+    weights = [_last_weights(folder) for folder in runs]
+    assert not torch.equal(weights[0]["fc.weight"], weights[1]["fc.weight"]), "each run got its own seed"
+    logs = [(folder.parent / f"{folder.name}.log").read_text() for folder in runs]
+    assert release.train_all(runs, release.Deadline(None), jobs=2)
+    assert logs == [(folder.parent / f"{folder.name}.log").read_text() for folder in runs], "trained again"
+    bad = {release.RUNS / "bad": tiny + ["--batch-size", "64"]}  # larger than the 32 faces: the trainer exits 2
+    with pytest.raises(SystemExit, match="training bad failed"):
+        release.train_all(bad, release.Deadline(None), jobs=2)
+
+
+def _last_weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "last" / "model.safetensors"))

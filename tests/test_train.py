@@ -188,3 +188,38 @@ def test_torchrun_ddp_on_cpu(tmp_path):
     assert proc.stdout.count("epoch 1: val acc") == 1  # rank 0 alone logs
     config = ckpt.read_config(out / "best")
     assert config["step"] == ckpt.read_state(out / "last")["step"] == 128 // (32 * 2)
+
+
+def _host_reads_per_epoch(monkeypatch, tmp_path, steps: int) -> int:
+    """How many times one training epoch of `steps` steps reads a tensor's value back to Python (validation and
+    checkpointing, which come after, excluded). On a GPU each read waits for the device."""
+    reads = itertools.count()
+
+    def counted_read(real):
+        return lambda self, *a, **k: (next(reads), real(self, *a, **k))[1]
+
+    for name in ("item", "tolist", "__float__", "__int__", "__bool__"):
+        monkeypatch.setattr(torch.Tensor, name, counted_read(getattr(torch.Tensor, name)))
+    counted = {}
+    real_epoch = train_module.train_one_epoch
+
+    def counting_epoch(*args):
+        start = next(reads)
+        stats = real_epoch(*args)
+        counted["reads"] = next(reads) - start - 1
+        return stats
+
+    monkeypatch.setattr(train_module, "train_one_epoch", counting_epoch)
+    run = ["--dataset", str(LOCAL_DATASET), "--limit-train", str(16 * steps), "--limit-eval", "16",
+           "--batch-size", "16", "--epochs", "1", "--ema", "0.9", "--out", str(tmp_path / f"steps{steps}")]
+    assert train_main(run) == 0
+    monkeypatch.undo()
+    return counted["reads"]
+
+
+@needs_fer2013
+def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch, tmp_path):
+    """The loss, accuracy and augmentation randoms stay on the batch's device: a longer epoch adds no host read
+    (one per step was a host sync per step, which set an H200's pace at a fraction of what it computes)."""
+    few, more = (_host_reads_per_epoch(monkeypatch, tmp_path, steps) for steps in (2, 6))
+    assert few == more, f"{few} reads for 2 steps, {more} for 6: a step reads a tensor back"

@@ -1,8 +1,10 @@
 """FER training augmentation on whole batches of tensors, on the batch's own device (no PIL, cheap on 2 cores).
 
-Every random number is drawn on the CPU, from the generator passed in (the trainer's `aug_gen`, saved in
-`last/`), and only the drawn parameters and noise go to the batch's device: a seed gives the same
-augmentation stream wherever the batch lives."""
+Every random number comes from the generator passed in (the trainer's `aug_gen`, saved in `last/`), drawn on
+that generator's own device: the trainer keeps it on the batch's device, so that a GPU step copies nothing from
+the host and waits for nothing (a host-to-device copy of drawn parameters was a sync each step, and set the pace
+on an H200). On the CPU the stream is the one a CPU generator has always drawn: a CPU run's seed and resume
+are unchanged."""
 
 from __future__ import annotations
 
@@ -31,13 +33,14 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | No
     """
     n, c, h, w = x.shape
     side = cfg.crop or h
+    rand = randoms(gen, n)
 
     def uniform(lo, hi):
-        return torch.rand(n, generator=gen) * (hi - lo) + lo
+        return rand() * (hi - lo) + lo
 
     angle = uniform(-cfg.rotate, cfg.rotate) * math.pi / 180
     scale = side / h / uniform(1 - cfg.scale, 1 + cfg.scale)
-    mirror = torch.where(torch.rand(n, generator=gen) < cfg.flip, -1.0, 1.0)
+    mirror = torch.where(rand() < cfg.flip, -1.0, 1.0)
     tx, ty = uniform(-cfg.shift, cfg.shift) * 2, uniform(-cfg.shift, cfg.shift) * 2
     cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
     theta = torch.stack([torch.stack([cos * mirror, -sin, tx], 1),
@@ -47,20 +50,27 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | No
     return random_erase(out, cfg.erase, gen) if cfg.erase > 0 else out
 
 
+def randoms(gen: torch.Generator | None, n: int):
+    """A function drawing `n` uniform numbers in [0, 1) from `gen`, on `gen`'s device (the CPU without one)."""
+    device = gen.device if gen is not None else None
+    return lambda: torch.rand(n, generator=gen, device=device)
+
+
 def random_erase(x: torch.Tensor, p: float, gen: torch.Generator | None = None,
                  area=(0.02, 0.2), aspect=(0.3, 3.3)) -> torch.Tensor:
     """Erase one random rectangle per chosen image with noise (timm's RandomErasing, batched)."""
     n, _, h, w = x.shape
-    chosen = torch.rand(n, generator=gen) < p
-    target = (torch.rand(n, generator=gen) * (area[1] - area[0]) + area[0]) * h * w
-    log_r = torch.rand(n, generator=gen) * (math.log(aspect[1]) - math.log(aspect[0])) + math.log(aspect[0])
+    rand = randoms(gen, n)
+    chosen = rand() < p
+    target = (rand() * (area[1] - area[0]) + area[0]) * h * w
+    log_r = rand() * (math.log(aspect[1]) - math.log(aspect[0])) + math.log(aspect[0])
     eh = (target * log_r.exp()).sqrt().round().clamp(1, h).long()
     ew = (target / log_r.exp()).sqrt().round().clamp(1, w).long()
-    top = (torch.rand(n, generator=gen) * (h - eh + 1)).long()
-    left = (torch.rand(n, generator=gen) * (w - ew + 1)).long()
-    rows = torch.arange(h).view(1, h, 1)
-    cols = torch.arange(w).view(1, 1, w)
+    top = (rand() * (h - eh + 1)).long()
+    left = (rand() * (w - ew + 1)).long()
+    rows = torch.arange(h, device=top.device).view(1, h, 1)
+    cols = torch.arange(w, device=top.device).view(1, 1, w)
     mask = ((rows >= top.view(-1, 1, 1)) & (rows < (top + eh).view(-1, 1, 1))
             & (cols >= left.view(-1, 1, 1)) & (cols < (left + ew).view(-1, 1, 1)) & chosen.view(-1, 1, 1))
-    noise = torch.randn(x.shape, generator=gen).to(x)
+    noise = torch.randn(x.shape, generator=gen, device=top.device).to(x)
     return torch.where(mask.unsqueeze(1).to(x.device), noise, x)

@@ -48,14 +48,16 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from fer_demo.core import checkpoint as ckpt
 from fer_demo.core.backends import report_name
-from fer_demo.core.paths import LOCAL_DATASET
+from fer_demo.core.paths import LOCAL_DATASET, REPO_ROOT
 
 from . import calibrate, ensemble, evaluate, export, quantize
 from . import distill_plan as plan
@@ -110,18 +112,62 @@ def run_finished(folder: Path) -> bool:
     return config["epoch"] >= config["train_args"]["epochs"]
 
 
-def train_to_end(folder: Path, argv: list[str], deadline: Deadline) -> bool:
-    """Start or resume the run in `folder` within the deadline; True once it has trained every epoch."""
-    if not run_finished(folder) and not deadline.passed():
-        budget = [] if deadline.end is None else ["--time-budget-min", f"{deadline.minutes_left():.2f}"]
-        resumable = (folder / "last" / ckpt.STATE_FILE).is_file()
-        code = trainer.main((["--resume", str(folder)] if resumable else argv + ["--out", str(folder)]) + budget)
-        if code != 0:
-            raise SystemExit(f"release: training {folder.name} failed (exit {code})")
+def trainer_command(folder: Path, argv: list[str], deadline: Deadline) -> list[str] | None:
+    """The trainer's arguments that start or resume the run in `folder` within the deadline; None when it is
+    finished or the deadline has passed."""
+    if run_finished(folder) or deadline.passed():
+        return None
+    budget = [] if deadline.end is None else ["--time-budget-min", f"{deadline.minutes_left():.2f}"]
+    resumable = (folder / "last" / ckpt.STATE_FILE).is_file()
+    return (["--resume", str(folder)] if resumable else argv + ["--out", str(folder)]) + budget
+
+
+def keep_log(folder: Path) -> None:
+    """Copy the run's metrics.jsonl into train/release-log, for the record."""
     if (folder / "metrics.jsonl").is_file():
         LOG_DIR.mkdir(exist_ok=True)
         shutil.copy2(folder / "metrics.jsonl", LOG_DIR / f"{folder.name}.metrics.jsonl")
+
+
+def train_to_end(folder: Path, argv: list[str], deadline: Deadline) -> bool:
+    """Start or resume the run in `folder` within the deadline, here; True once it has trained every epoch."""
+    command = trainer_command(folder, argv, deadline)
+    if command is not None and trainer.main(command) != 0:
+        raise SystemExit(f"release: training {folder.name} failed")
+    keep_log(folder)
     return run_finished(folder)
+
+
+def train_all(runs: dict[Path, list[str]], deadline: Deadline, jobs: int = 1) -> bool:
+    """Train every run (folder: arguments) to its end within the deadline; True once all have. With jobs 1 one
+    after another in this process; else `jobs` at once, each a trainer process of its own: on one GPU a run of
+    these 128-face batches is bound by its host's launches and leaves most of the GPU idle."""
+    if jobs == 1:
+        return all(train_to_end(folder, argv, deadline) for folder, argv in runs.items())
+    commands = {folder: trainer_command(folder, argv, deadline) for folder, argv in runs.items()}
+    train_concurrently({folder: c for folder, c in commands.items() if c is not None}, jobs)
+    for folder in runs:
+        keep_log(folder)
+    return all(run_finished(folder) for folder in runs)
+
+
+def train_concurrently(commands: dict[Path, list[str]], jobs: int) -> None:
+    """Run the trainer commands `jobs` at a time, each process on its share of the CPU's cores and logging to
+    RUNS/<run>.log; fail naming the runs that failed."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+
+    def run(folder: Path, command: list[str]) -> int:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(folder.parent / f"{folder.name}.log", "a") as log:
+            print(f"release: training {folder.name} (log: {log.name})", flush=True)
+            argv = [sys.executable, "-m", "train.train", *command, "--torch-threads", str(threads)]
+            return subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT).returncode
+
+    with ThreadPoolExecutor(jobs) as pool:
+        codes = dict(zip(commands, pool.map(run, commands, commands.values())))
+    failed = [folder.name for folder, code in codes.items() if code != 0]
+    if failed:
+        raise SystemExit(f"release: training {', '.join(failed)} failed (their logs: {RUNS}/<run>.log)")
 
 
 def best_validation(folder: Path) -> float:
@@ -142,13 +188,16 @@ def choose(scores: dict[str, float]) -> str:
     return max(scores, key=lambda name: (scores[name], -RECIPES[name].cost))
 
 
-def score_run(folder: Path, argv: list[str], epochs: int, deadline: Deadline, from_scratch: bool) -> float | None:
-    """The run's best validation accuracy once finished (by its committed log, unless `from_scratch`), None while
-    it is not."""
-    logged = None if from_scratch else logged_validation(folder, epochs)
-    if logged is not None:
-        return logged
-    return best_validation(folder) if train_to_end(folder, argv, deadline) else None
+def recipe_scores(runs: dict[str, tuple[Path, list[str]]], deadline: Deadline, jobs: int,
+                  from_scratch: bool) -> dict[str, float] | None:
+    """Each recipe ablation's best validation accuracy (by its committed log where its folder is gone, unless
+    `from_scratch`; else trained to its end), None while one is unfinished."""
+    epochs = int(ABLATION[-1])
+    logged = {name: None if from_scratch else logged_validation(folder, epochs) for name, (folder, _) in runs.items()}
+    if not train_all({folder: argv for name, (folder, argv) in runs.items() if logged[name] is None}, deadline, jobs):
+        return None
+    return {name: best_validation(folder) if logged[name] is None else logged[name]
+            for name, (folder, _) in runs.items()}
 
 
 def write_choice(name: str, scores: dict[str, float], chosen: str, **extra) -> None:
@@ -159,19 +208,18 @@ def write_choice(name: str, scores: dict[str, float], chosen: str, **extra) -> N
 
 
 def release(dataset: str, dest: Path, deadline: Deadline, train_only: bool = False,
-            from_scratch: bool = False) -> bool:
-    """Advance the release as far as the deadline allows; True when it is complete (with `train_only`,
-    when the student is trained: packaging, and with it the test split, is left to a later call)."""
+            from_scratch: bool = False, jobs: int = 1) -> bool:
+    """Advance the release as far as the deadline allows, training `jobs` runs of a step at once; True when it
+    is complete (with `train_only`, when the student is trained: packaging, and with it the test split, is left
+    to a later call)."""
     base = ["--dataset", dataset, *COMMON]
-    scores = {}
-    for name, recipe in RECIPES.items():
-        argv = base + list(recipe.args) + ABLATION
-        scores[name] = score_run(RUNS / f"ablation-{name}", argv, int(ABLATION[-1]), deadline, from_scratch)
-        if scores[name] is None:
-            return False
+    runs = {name: (RUNS / f"ablation-{name}", base + list(recipe.args) + ABLATION) for name, recipe in RECIPES.items()}
+    scores = recipe_scores(runs, deadline, jobs, from_scratch)
+    if scores is None:
+        return False
     winner = choose(scores)
     write_choice("ablations", scores, winner)
-    student = distil(dataset, winner, base, deadline, from_scratch)
+    student = distil(dataset, winner, base, deadline, from_scratch, jobs)
     if student is None:
         return False
     if train_only:
@@ -189,29 +237,28 @@ def teacher_run(recipe_name: str, base: list[str], seed: int) -> tuple[Path, lis
     return RUNS / name, base + list(recipe.args) + ["--epochs", str(recipe.epochs), "--seed", str(seed)]
 
 
-def distil(dataset: str, recipe_name: str, base: list[str], deadline: Deadline, from_scratch: bool) -> Path | None:
+def distil(dataset: str, recipe_name: str, base: list[str], deadline: Deadline, from_scratch: bool,
+           jobs: int = 1) -> Path | None:
     """Steps 2 to 6: teachers, their count, soft targets, distillation ablations, student; the student's run
     folder once trained, None while the deadline leaves the chain unfinished."""
-    recipe, teachers = RECIPES[recipe_name], []
-    for seed in plan.TEACHER_SEEDS:
-        folder, argv = teacher_run(recipe_name, base, seed)
-        if seed == 0 and not from_scratch:
-            adopt_shipped(folder, argv)
-        if not train_to_end(folder, argv, deadline):
-            return None
-        teachers.append(folder / "best")
+    recipe = RECIPES[recipe_name]
+    runs = dict(teacher_run(recipe_name, base, seed) for seed in plan.TEACHER_SEEDS)
+    if not from_scratch:
+        adopt_shipped(*teacher_run(recipe_name, base, 0))
+    if not train_all(runs, deadline, jobs):
+        return None
+    teachers = [folder / "best" for folder in runs]
     count = teacher_count(teachers, dataset)
     targets = soft_targets(teachers[:count], dataset)
     train_argv = base + list(recipe.args)
 
     def ablate(students: dict[str, plan.Student]) -> dict[str, float] | None:
-        scores = {}
-        for name, student in students.items():
-            argv = train_argv + ["--epochs", str(plan.ABLATION_EPOCHS)] + student.args(teachers[:count], targets)
-            if not train_to_end(RUNS / f"distill-{name}", argv, deadline):
-                return None
-            scores[name] = best_validation(RUNS / f"distill-{name}")
-        return scores
+        epochs = ["--epochs", str(plan.ABLATION_EPOCHS)]
+        runs = {RUNS / f"distill-{name}": train_argv + epochs + s.args(teachers[:count], targets)
+                for name, s in students.items()}
+        if not train_all(runs, deadline, jobs):
+            return None
+        return {name: best_validation(RUNS / f"distill-{name}") for name in students}
 
     stage_a = ablate(plan.STAGE_A)
     if stage_a is None:
@@ -335,6 +382,9 @@ def main(argv=None) -> int:
     p.add_argument("--from-scratch", action="store_true",
                    help="train every run, even those the committed logs show finished, and teacher 0 even while "
                    "the shipped checkpoint is its model")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="train this many runs of a step at once, as trainer processes of their own (on a GPU, whose "
+                   "small-batch runs each leave most of it idle; on 2 CPU cores keep 1)")
     p.add_argument("--rescore", action="store_true",
                    help="only refit the temperatures of the model in --dest and score it again (validation, then "
                    "the test split); for a packaged model whose run folders are gone")
@@ -343,12 +393,16 @@ def main(argv=None) -> int:
         score(Path(args.dest), args.dataset)
         print("release: scored again")
         return 0
-    if release(args.dataset, Path(args.dest), Deadline(args.time_budget_min), args.train_only, args.from_scratch):
+    if args.jobs < 1:
+        p.error("--jobs must be at least 1")
+    if release(args.dataset, Path(args.dest), Deadline(args.time_budget_min), args.train_only, args.from_scratch,
+               args.jobs):
         print("release: trained; package with the same command without --train-only" if args.train_only
               else "release: done")
     else:
         again = ["--dataset", args.dataset, "--time-budget-min", f"{args.time_budget_min or 150:g}",
-                 *(["--train-only"] if args.train_only else []), *(["--from-scratch"] if args.from_scratch else [])]
+                 *(["--train-only"] if args.train_only else []), *(["--from-scratch"] if args.from_scratch else []),
+                 *(["--jobs", str(args.jobs)] if args.jobs > 1 else [])]
         print(f"release: unfinished (runs in {RUNS}); continue with python -m train.release {' '.join(again)}")
     return 0
 

@@ -360,7 +360,7 @@ def build_run(args, rank: int, world: int, device: torch.device, log: Callable) 
                        if args.class_balance == "loss" else None),
         aug_cfg=AugmentConfig(scale=args.aug_scale, shift=args.aug_shift, crop=args.train_crop)
         if args.aug == "fer" else None,
-        aug_gen=torch.Generator().manual_seed(args.seed * 7 + rank),
+        aug_gen=torch.Generator(device).manual_seed(augment_seed(args, rank)),
         autocast=autocast_for(device, args.amp),
         steps_per_epoch=steps_per_epoch,
         teacher=make_teacher(args, train_set, device),
@@ -419,11 +419,27 @@ def restore(run: Run, folder: Path) -> Progress:
     if run.ema is not None:
         run.ema.module.load_state_dict(state["ema"])
     torch.set_rng_state(state["torch_rng"])
-    run.aug_gen.set_state(state["aug_rng"])
+    restore_augment_stream(run, state["aug_rng"], state["step"])
     random.setstate(state["py_rng"])
     progress = Progress(state["step"], state["best_score"], state["stale"], state["history"])
     run.log(f"resumed from {folder} at step {progress.step} (epoch {progress.step // run.steps_per_epoch})")
     return progress
+
+
+def augment_seed(args, rank: int) -> int:
+    return args.seed * 7 + rank
+
+
+def restore_augment_stream(run: Run, saved: torch.Tensor, step: int) -> None:
+    """Continue the augmentation stream where last/ left it. A run saved on another kind of device (a CPU
+    generator's state does not fit a CUDA one's) cannot continue that stream: it gets a fresh one, seeded by
+    the step, and says so (such a resume is not bit-exact anyway: other kernels)."""
+    try:
+        run.aug_gen.set_state(saved)
+    except RuntimeError:
+        run.aug_gen.manual_seed(augment_seed(run.args, run.rank) + 1_000_003 * (int(step) + 1))
+        run.log(f"note: last/'s augmentation stream was drawn on another kind of device than {run.device}; "
+                "a fresh stream continues it")
 
 
 def fit(run: Run, progress: Progress, interrupt: Interrupt) -> str | None:
@@ -466,26 +482,27 @@ def rank0_decides(run: Run, decision: bool) -> bool:
 
 @dataclass
 class EpochStats:
-    """Running loss and accuracy of one epoch's (augmented) training batches."""
+    """Running loss and accuracy of one epoch's (augmented) training batches, summed on the batches' device and
+    read back only when asked for: a read per step was a host sync per step, which set the pace on a GPU."""
 
     world: int
     seen: int = 0
-    loss_sum: float = 0.0
-    correct: int = 0
+    loss_sum: torch.Tensor | float = 0.0
+    correct: torch.Tensor | int = 0
     started: float = field(default_factory=time.time)
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.seen += len(y)
-        self.loss_sum += loss.item() * len(y)
-        self.correct += (logits.argmax(1) == y).sum().item()
+        self.loss_sum = self.loss_sum + loss.detach().float() * len(y)
+        self.correct = self.correct + (logits.detach().argmax(1) == y).sum()
 
     @property
     def loss(self) -> float:
-        return self.loss_sum / max(self.seen, 1)
+        return float(self.loss_sum) / max(self.seen, 1)
 
     @property
     def accuracy(self) -> float:
-        return self.correct / max(self.seen, 1)
+        return int(self.correct) / max(self.seen, 1)
 
     @property
     def seconds(self) -> float:
@@ -496,10 +513,14 @@ class EpochStats:
         return self.seen * self.world / self.seconds
 
 
+# The progress bar's loss, accuracy and rate are read back every this many steps (each read waits for the GPU).
+POSTFIX_EVERY = 50
+
+
 def train_one_epoch(run: Run, progress: Progress, epoch: int, interrupt: Interrupt) -> EpochStats:
     """Train from `progress.step` to the end of `epoch`, or until max_steps or Ctrl-C."""
     args = run.args
-    order = epoch_order(len(run.train_set), epoch, args.seed, run.train_set.labels, args.class_balance)
+    order = epoch_order(len(run.train_set), epoch, args.seed, run.train_set.labels, args.class_balance).to(run.device)
     run.model.train()
     stats = EpochStats(run.world)
     bar = tqdm(range(progress.step - epoch * run.steps_per_epoch, run.steps_per_epoch), disable=not run.master,
@@ -512,8 +533,9 @@ def train_one_epoch(run: Run, progress: Progress, epoch: int, interrupt: Interru
             run.ema.update(run.model, step=progress.step)
         progress.step += 1
         stats.add(loss, logits, y)
-        bar.set_postfix(loss=f"{stats.loss:.3f}", acc=f"{stats.accuracy:.3f}", img_s=f"{stats.img_s:.0f}",
-                        refresh=False)
+        if i % POSTFIX_EVERY == 0:
+            bar.set_postfix(loss=f"{stats.loss:.3f}", acc=f"{stats.accuracy:.3f}", img_s=f"{stats.img_s:.0f}",
+                            refresh=False)
         if progress.step >= run.max_steps or interrupt.requested:
             break
     bar.close()
@@ -530,10 +552,10 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 def training_batch(run: Run, order: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor, Callable]:
     """This rank's share of global batch `i` of `order`: augmented input, labels and the loss of its logits."""
     args, per_step = run.args, run.args.batch_size * run.world
-    idx = order[i * per_step:(i + 1) * per_step][run.rank::run.world].to(run.device)
+    idx = order[i * per_step:(i + 1) * per_step][run.rank::run.world]  # `order` is on the device already
     x = to_model_input(run.train_x[idx], args.input_size, FER_MEAN, FER_STD)
     y = run.train_y[idx]
-    if run.aug_cfg is not None:  # on the batch's device; its random numbers come from aug_gen, on the CPU
+    if run.aug_cfg is not None:  # on the batch's device, as are aug_gen's random numbers
         x = augment_batch(x, run.aug_cfg, run.aug_gen)
     targets = soft_targets(y, args.label_smoothing)
     if run.mixup is not None:
