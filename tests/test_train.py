@@ -223,3 +223,19 @@ def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch, tmp_pat
     (one per step was a host sync per step, which set an H200's pace at a fraction of what it computes)."""
     few, more = (_host_reads_per_epoch(monkeypatch, tmp_path, steps) for steps in (2, 6))
     assert few == more, f"{few} reads for 2 steps, {more} for 6: a step reads a tensor back"
+
+
+def test_a_run_saved_on_another_kind_of_device_resumes_with_a_fresh_augmentation_stream_and_says_so():
+    """A CUDA generator's state (16 bytes) does not fit a CPU generator: the resume goes on, seeded by the step."""
+    said = []
+    run = type("Run", (), {"aug_gen": torch.Generator(), "args": parse_args(["--seed", "3"]), "rank": 0,
+                           "device": torch.device("cpu"), "log": said.append})()
+    train_module.restore_augment_stream(run, torch.zeros(16, dtype=torch.uint8), step=40)
+    first = torch.rand(4, generator=run.aug_gen)
+    train_module.restore_augment_stream(run, torch.zeros(16, dtype=torch.uint8), step=40)
+    assert torch.equal(first, torch.rand(4, generator=run.aug_gen)), "the fresh stream is a function of the step"
+    assert len(said) == 2 and "another kind of device" in said[0]
+    saved = torch.Generator().manual_seed(5).get_state()
+    train_module.restore_augment_stream(run, saved, step=40)
+    assert torch.equal(torch.rand(4, generator=run.aug_gen), torch.rand(4, generator=torch.Generator().manual_seed(5)))
+    assert len(said) == 2, "a state of this device's kind continues the stream silently"

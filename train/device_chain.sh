@@ -8,11 +8,12 @@
 #   carry [".device/call-3"]: bash train/device_chain.sh train MINUTES [JOBS]
 #
 # `stage` keeps the call's files in FER_STAGE (outside the tree, which each call lays anew), installs the wheels
-# once they are there and checks the environment. `train` stages too, joins the data's parts, trains the release's runs for at most MINUTES (--train-only: the
-# test split never travels), JOBS runs of a step at once (default 4), and packs the runs' logs and configs, and the
-# student once trained, into $OUT. A `train` call that ends unfinished is continued by another on the warm machine:
-# the runs live in FER_RUNS there. Back here: python -m tools.device_payload unpack-results DIR, then
-# python -m train.release packages the student and scores the test split, once. docs/training.md has the steps.
+# once they are there and checks the environment. `train` stages too, joins the data's parts, trains the release's
+# runs for at most MINUTES (--train-only: the test split never travels), JOBS runs of a step at once (default 4),
+# and packs the runs' logs and configs, and the student once trained, into $OUT. A `train` call that ends
+# unfinished is continued by another on the warm machine: the runs live in FER_RUNS there. Back here:
+# python -m tools.device_payload unpack-results DIR, then python -m train.release packages the student and scores
+# the test split, once. docs/training.md has the steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${FER_STAGE:-/root/fer-stage}
