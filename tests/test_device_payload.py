@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from fer_demo.core.data import load_fer
 from tools import device_payload as payload
 
 from .support.fer_samples import needs_fer2013
@@ -41,6 +42,11 @@ def test_the_data_travels_in_parts_that_fit_a_call_and_join_to_the_train_and_val
     assert got == sorted(p.name for p in (fer2013 / "data").iterdir() if not p.name.startswith("test"))
     for name in got:
         assert _digest(stage / "fer2013" / "data" / name) == _digest(fer2013 / "data" / name)
+    subset = {"splits": ("train", "validation"), "limits": {"train": 64, "validation": 64}, "log": lambda *a: None}
+    splits, here = load_fer(str(stage / "fer2013"), **subset), load_fer(str(fer2013), **subset)
+    for split in splits:  # the trainer reads the copy, less its test split, as it reads the original
+        assert torch.equal(splits[split].images, here[split].images) and torch.equal(splits[split].labels,
+                                                                                    here[split].labels)
     (stage / "fer2013.tar.part1").write_bytes(b"cut short")
     with pytest.raises(SystemExit, match="do not match"):
         payload.unpack_data(stage)

@@ -30,8 +30,8 @@ from fer_demo.core.paths import LOCAL_DATASET, REPO_ROOT
 PAYLOAD = REPO_ROOT / ".device"
 SPLITS = ("train", "validation")
 # The device image has torch, timm, safetensors, pyarrow, pandas and huggingface-hub but not these (its KINDS.md
-# package list); timm travels too, at this project's version.
-WHEELS = ("datasets", "dill", "multiprocess", "timm")
+# package list); fsspec (datasets caps its version) and timm travel too, at this project's versions.
+WHEELS = ("datasets", "dill", "multiprocess", "fsspec", "timm")
 CALL_MIB = 64  # what one call of the device tool carries: the work tree and the call's folder of .device/
 MARGIN_MIB = 2
 RESULT_MIB = 15  # a file back from $OUT: at most 16 MiB
@@ -42,11 +42,29 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def card_without_test(card: str) -> str:
+    """The data set card's YAML without the test split's data_files entry (the `- split: test` line and its
+    `path:`), which `datasets` would otherwise look for and fail on."""
+    lines, out = card.splitlines(keepends=True), []
+    skip = 0
+    for line in lines:
+        if line.strip() == "- split: test":
+            skip = 2
+        if skip:
+            skip -= 1
+            continue
+        out.append(line)
+    return "".join(out)
+
+
 def data_tar(dataset: Path) -> bytes:
-    """The Hub-layout folder's README and its train and validation parquet files, as a tar."""
+    """The Hub-layout folder's card (less the test split) and its train and validation parquet files, as a tar."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(dataset / "README.md", "fer2013/README.md")
+        card = card_without_test((dataset / "README.md").read_text()).encode()
+        info = tarfile.TarInfo("fer2013/README.md")
+        info.size = len(card)
+        tar.addfile(info, io.BytesIO(card))
         for split in SPLITS:
             for path in sorted((dataset / "data").glob(f"{split}-*.parquet")):
                 tar.add(path, f"fer2013/data/{path.name}")
