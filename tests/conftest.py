@@ -18,8 +18,8 @@ SERVED_GROUP = "app-and-browser"  # the xdist group of those tests: one worker r
 # Modules that take longest for their number of tests (subprocess trainers, exports, perturbation CAMs). They are
 # queued right after the app-and-browser group, so that no worker is left alone with one of them at the end
 # (`make test` has xdist hand the groups out in collection order: --no-loadscope-reorder).
-LONG_MODULES = ("test_train.py", "test_faults.py", "test_backends.py", "test_space.py", "test_app_explain.py",
-                "test_shipped_predictions.py", "test_eval.py", "test_layout.py")
+LONG_MODULES = ("test_train.py", "test_release_chain.py", "test_faults.py", "test_backends.py", "test_space.py",
+                "test_app_explain.py", "test_shipped_predictions.py", "test_eval.py", "test_layout.py")
 
 
 def pytest_configure(config):
@@ -62,6 +62,17 @@ def _queue_position(item) -> tuple:
         return (0,)
     module = item.path.name
     return (1, LONG_MODULES.index(module)) if module in LONG_MODULES else (2,)
+
+
+@pytest.fixture
+def private_datasets_cache(tmp_path, monkeypatch):
+    """A `datasets` cache of the test's own, here and in the processes it starts: `datasets` caches a local
+    folder by its name and layout, and would serve another test's copy named `fer2013` (seen with two copies of
+    different faces)."""
+    import datasets
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
 
 
 @pytest.fixture(scope="session")

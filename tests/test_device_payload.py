@@ -21,8 +21,8 @@ def _digest(path):
 
 
 @needs_fer2013
-def test_the_data_travels_in_parts_that_fit_a_call_and_join_to_the_train_and_validation_files(tmp_path,
-                                                                                             monkeypatch, fer2013):
+def test_the_data_travels_in_parts_that_fit_a_call_and_join_to_the_train_and_validation_files(
+        tmp_path, monkeypatch, fer2013, private_datasets_cache):
     monkeypatch.setattr(payload, "PAYLOAD", tmp_path / ".device")
     monkeypatch.setattr(payload, "download_wheels", lambda dest: (dest.mkdir(parents=True),
                                                                   (dest / "w.whl").write_bytes(b"w" * 4096),

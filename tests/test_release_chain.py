@@ -36,7 +36,7 @@ def tiny_copy(source, dest):
 
 
 @pytest.fixture
-def tiny_release(tmp_path, monkeypatch, fer2013):
+def tiny_release(tmp_path, monkeypatch, fer2013, private_datasets_cache):
     import train.release as release
     from train import distill_plan as plan
 
@@ -49,12 +49,6 @@ def tiny_release(tmp_path, monkeypatch, fer2013):
     monkeypatch.setattr(plan, "STUDENT_EPOCHS", 1)
     # a face of 64 is 0.016: the fp16 export of a one-epoch model may move one (test_release.py holds the check)
     monkeypatch.setattr(release, "RESCORE_TOLERANCE", 1.0)
-    # datasets caches a local folder by its name, and would serve an earlier run's tiny copy: a cache of its own,
-    # here and in the trainer processes
-    import datasets
-
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
     return release, tiny_copy(fer2013, tmp_path / "fer2013")
 
 
