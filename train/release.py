@@ -39,7 +39,10 @@ only the train and validation splits,
 
 trains steps 1 to 6; copy each run folder's metrics.jsonl, last/config.json and
 best/config.json, and the student's best/ whole, into FER_RUNS/release where
-the test split lives, and the same command without --train-only packages.
+the test split lives, and the same command without --train-only packages. On a
+lent GPU machine, train/device_chain.sh does the first half and
+tools/device_payload.py carries the data there and these files back; --jobs N
+trains a step's runs N at a time there.
 """
 
 from __future__ import annotations
