@@ -30,8 +30,8 @@ if [ -d "$STAGE/wheels" ] && [ ! -d /tmp/site/datasets ]; then
 fi
 export PYTHONPATH=/tmp/site
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-python3 -c 'import torch, timm, datasets; print("torch", torch.__version__, "timm", timm.__version__,
-  "datasets", datasets.__version__, "cuda", torch.cuda.is_available())'
+python3 -c 'import pyarrow, torch, timm, datasets; print("torch", torch.__version__, "timm", timm.__version__,
+  "datasets", datasets.__version__, "pyarrow", pyarrow.__version__, "cuda", torch.cuda.is_available())'
 if [ "${1:-stage}" = stage ]; then exit 0; fi
 MINUTES=${2:?usage: bash train/device_chain.sh train MINUTES [JOBS]}
 JOBS=${3:-4}
