@@ -42,6 +42,14 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def joined(parts: list[Path], digest: str, what: str) -> bytes:
+    """The parts' bytes end to end, checked against their SHA-256."""
+    data = b"".join(part.read_bytes() for part in parts)
+    if sha256(data) != digest:
+        raise SystemExit(f"device_payload: {what} do not match their checksum (a part missing or cut short?)")
+    return data
+
+
 def card_without_test(card: str) -> str:
     """The data set card's YAML without the test split's data_files entry (the `- split: test` line and its
     `path:`), which `datasets` would otherwise look for and fail on."""
@@ -118,9 +126,8 @@ def pack(dataset: Path) -> None:
 def unpack_data(stage: Path) -> None:
     """Join the parts the calls copied into `stage`, check them, and untar the data set there."""
     manifest = json.loads((stage / "manifest.json").read_text())
-    data = b"".join((stage / f"fer2013.tar.part{i}").read_bytes() for i in range(manifest["parts"]))
-    if sha256(data) != manifest["sha256"]:
-        raise SystemExit("device_payload: the joined parts do not match the manifest (a call's parts missing?)")
+    parts = [stage / f"fer2013.tar.part{i}" for i in range(manifest["parts"])]
+    data = joined(parts, manifest["sha256"], "the data's parts (one from each call)")
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(stage, filter="data")
     print(f"device_payload: {stage / 'fer2013'} ({len(data) / 2**20:.1f} MiB)")
@@ -157,9 +164,7 @@ def unpack_results(results: Path, runs: Path) -> None:
     if not parts:
         print(f"device_payload: the runs' logs and configs are in {runs}; no student yet")
         return
-    weights = b"".join(p.read_bytes() for p in parts)
-    if sha256(weights) != (results / "student.sha256").read_text().strip():
-        raise SystemExit("device_payload: the student's weights do not match their checksum")
+    weights = joined(parts, (results / "student.sha256").read_text().strip(), "the student's weights")
     (runs / "student" / "best" / "model.safetensors").write_bytes(weights)
     print(f"device_payload: the runs' logs and the student's best/ are in {runs}; package with python -m "
           "train.release")
