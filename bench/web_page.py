@@ -21,7 +21,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from PIL import Image
 from bench import machine
 from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT
 from fer_demo_testing.browser import browser_missing, chromium_browser
-from tools.serve_web import WEB_DIST, make_server
+from tools.serve_web import WEB_DIST, serving
 
 # WASM SIMD runs as SSE4.1/AVX2 code; the targets were set on an AVX-512 machine
 FLAGS = ("sse4_1", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni")
@@ -134,10 +133,7 @@ def main(argv=None) -> int:
         print(f"error: {reason or 'no built page in web/dist: run `make web` first'}", file=sys.stderr)
         return 2
     print(machine.cpu_line(FLAGS))
-    server = make_server(WEB_DIST)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    with tempfile.TemporaryDirectory() as tmp:
+    with serving(WEB_DIST) as url, tempfile.TemporaryDirectory() as tmp:
         photos = {f"1 face ({ONE_FACE.name}, 1280x799)": ONE_FACE,
                   "2 faces (astronaut + grace_hopper, 1280x800)": two_face_photo(Path(tmp) / "two_faces.jpg")}
         with chromium_browser(Path(tmp)) as browser:
@@ -149,7 +145,6 @@ def main(argv=None) -> int:
                 page.wait_for_function(READY)
                 rows[threads] = {**measure_photos(page, photos, args.runs), **measure_webcam(page, args.seconds)}
                 context.close()
-    server.shutdown()
     print(f"page: {load['backend']}")
     print(f"cross-origin isolated: {load['isolated']}; WASM threads: {load['threads']}; "
           f"downloaded {load['bytes'] / 1e6:.1f} MB (as sent)")

@@ -27,7 +27,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from fer_demo.core.paths import REPO_ROOT
 from fer_demo.vision.detectors import decode_yunet, yunet_blob
 from fer_demo_testing.browser import browser_missing, chromium_browser, webcam_frames
 from tools.export_web import DEFAULT_OUT, example_faces, export
-from tools.serve_web import gzipped, make_server
+from tools.serve_web import gzipped, serving
 
 ORT_DIST = REPO_ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"
 # path -> (onnxruntime-web bundle, the glue module and WASM binary it loads, execution provider)
@@ -237,10 +236,7 @@ def main(argv=None) -> int:
     print(binary_sizes())
     with tempfile.TemporaryDirectory() as tmp:
         jobs = stage(Path(tmp), args.faces)
-        server = make_server(Path(tmp))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
-        with chromium_browser(webgpu=True) as browser:
+        with serving(Path(tmp)) as url, chromium_browser(webgpu=True) as browser:
             page = browser.new_page()
             page.goto(url)
             adapter, threads = page.evaluate(ADAPTER), page.evaluate("navigator.hardwareConcurrency")
@@ -249,7 +245,6 @@ def main(argv=None) -> int:
             measured, notes = {}, {}
             for path in PATHS:
                 measured[path], notes[path] = run_path(browser, url, path, jobs, args.runs, threads)
-        server.shutdown()
     print(f"WebGPU adapter: {adapter}")
     print(f"cross-origin isolated: {isolated}; WASM threads: {threads}; onnxruntime-web "
           f"{json.loads((ORT_DIST.parent / 'package.json').read_text())['version']}")

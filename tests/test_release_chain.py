@@ -54,7 +54,7 @@ def tiny_release(tmp_path, monkeypatch, fer2013, private_datasets_cache):
     return release, tiny_copy(fer2013, tmp_path / "fer2013")
 
 
-@pytest.mark.slow  # a dozen subprocess trainers, the ensemble and the packaging
+@pytest.mark.slow  # a dozen trainer runs, the ensemble and the packaging
 def test_the_whole_chain_trains_on_one_machine_and_packages_on_another(tiny_release, tmp_path, monkeypatch):
     release, data = tiny_release
     gpu_data = tmp_path / "stage"  # the GPU machine gets no test split

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from fer_demo.core.inference import amp_dtype
 from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT
 
 from fer_demo_testing.browser import ARTIFACTS, require_browser
-from tools.serve_web import ISOLATION_HEADERS, make_server
+from tools.serve_web import ISOLATION_HEADERS, serving
 
 pytestmark = pytest.mark.slow
 DIST = REPO_ROOT / "web" / "dist"
@@ -91,14 +90,8 @@ def web_dist() -> Path:
 def web_url(web_dist):
     """The page from the repo's own server (tools/serve_web.py, what `make web-serve` runs), cross-origin isolated."""
     require_browser()
-    server = make_server(web_dist)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(web_dist) as url:
+        yield url
 
 
 REQUESTS: list[str] = []  # every URL any page of this module asked for

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-import threading
 from pathlib import Path
 
 from fer_demo.core.paths import EXAMPLES_DIR, REPO_ROOT
 from fer_demo_testing.browser import browser_missing, chromium_browser, open_app_page
 from fer_demo_testing.local_app import LaunchError, launched_app
-from tools.serve_web import WEB_DIST, make_server
+from tools.serve_web import WEB_DIST, serving
 
 VIEW = {"x": 0, "y": 0, "width": 1400, "height": 1000}  # the photo, its answers and the first row of faces
 QUALITY = 70
@@ -37,20 +36,15 @@ def shoot_app(photo: Path) -> bytes:
 def shoot_web(photo: Path) -> bytes:
     if not (WEB_DIST / "index.html").is_file():
         raise LaunchError("no built page in web/dist: run `make web` first")
-    server = make_server(WEB_DIST)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with chromium_browser() as browser:
-            page = browser.new_page(viewport={"width": VIEW["width"], "height": VIEW["height"]})
-            page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
-            page.wait_for_function("document.body.dataset.state === 'ready'", timeout=120_000)
-            for run in range(2):  # the second: the stage times of a warm page, as the page's own timing shows them
-                page.set_input_files("#file", str(photo))
-                page.wait_for_function(f"Number(document.body.dataset.runs) > {run} && "
-                                       "document.body.dataset.state === 'ready'", timeout=120_000)
-            return page.screenshot(clip=VIEW)
-    finally:
-        server.shutdown()
+    with serving(WEB_DIST) as url, chromium_browser() as browser:
+        page = browser.new_page(viewport={"width": VIEW["width"], "height": VIEW["height"]})
+        page.goto(url)
+        page.wait_for_function("document.body.dataset.state === 'ready'", timeout=120_000)
+        for run in range(2):  # the second: the stage times of a warm page, as the page's own timing shows them
+            page.set_input_files("#file", str(photo))
+            page.wait_for_function(f"Number(document.body.dataset.runs) > {run} && "
+                                   "document.body.dataset.state === 'ready'", timeout=120_000)
+        return page.screenshot(clip=VIEW)
 
 
 SHOTS = {"app": (shoot_app, REPO_ROOT / "docs" / "app.jpg"), "web": (shoot_web, REPO_ROOT / "web" / "screenshot.jpg")}

@@ -12,12 +12,14 @@ when the browser accepts it, compressed once when first asked for, as a CDN serv
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import gzip
 import http.server
 import io
 import os
 import sys
+import threading
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +88,19 @@ def make_server(directory: Path = WEB_DIST, port: int = 0, host: str = "127.0.0.
     """A threading server of `directory` with IsolatedHandler (port 0: any free one; see server_address)."""
     handler = type("Handler", (IsolatedHandler,), {"verbose": verbose})
     return Server((host, port), functools.partial(handler, directory=str(directory)))
+
+
+@contextlib.contextmanager
+def serving(directory: Path = WEB_DIST):
+    """make_server's server of `directory` on a free loopback port, on a thread of its own, while the block runs;
+    yields the page's address."""
+    server = make_server(directory)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def main(argv=None) -> int:
